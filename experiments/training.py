@@ -1,0 +1,288 @@
+"""One training loop for every experiment: optimiser, clipping, evaluation, best-on-validation selection,
+atomic checkpoints (end of epoch and every ``checkpoint_every`` batches) and exact resumption.
+
+Determinism: the order of epoch ``e`` is a permutation drawn from a generator seeded by ``(seed, e)``, and
+the per-batch randomness handed to ``batch_transform`` (fresh noise padding, for instance) comes from a
+generator seeded by ``(seed, e, batch)``. A checkpoint stores the model, the optimiser, the position inside
+the epoch, the running sums of the epoch and the global RNG states, so a run killed at any point and resumed
+from its last checkpoint computes exactly what the uninterrupted run computes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from experiments.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+MetricFn = Callable[[Tensor, Tensor], float]
+BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+
+OPTIMIZERS = ("adam", "sgd", "adagrad")
+_EVAL_STREAM = 1_000_003  # offsets the evaluation generators from the training ones
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run; validated on creation."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be None or a positive number, got {self.grad_clip!r}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 (0: end of epoch only), got {self.checkpoint_every}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} requested but CUDA is not available; use 'cpu'")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` leaves: one history row per epoch and the selected (best-on-validation) epoch.
+
+    On return the model holds the weights of ``best_epoch``.
+    """
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_value: float
+    select: str
+    run_dir: Path
+    train_time_s: float = field(default=0.0)
+
+
+def make_optimizer(params: Sequence[nn.Parameter] | Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``config.optimizer`` (SGD uses momentum ``config.momentum``)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _generator(*key: int) -> torch.Generator:
+    seed = 0
+    for k in key:  # a simple, stable mixing of the key into a 63-bit seed
+        seed = (seed * 6364136223846793005 + k + 1442695040888963407) % (2**63)
+    return torch.Generator().manual_seed(seed)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """The sample order of ``epoch``: a permutation of ``range(n)`` fixed by ``(seed, epoch)``."""
+    return torch.randperm(n, generator=_generator(seed, epoch))
+
+
+def _batch(data: Any, idx: Tensor) -> tuple[Tensor, Tensor]:
+    if isinstance(data, torch.utils.data.TensorDataset):
+        x, y = (t[idx] for t in data.tensors)
+        return x, y
+    items = [data[int(i)] for i in idx]
+    return torch.stack([torch.as_tensor(a) for a, _ in items]), torch.stack([torch.as_tensor(b) for _, b in items])
+
+
+def _check_dataset(name: str, data: Any) -> None:
+    if data is None or len(data) == 0:
+        raise ValueError(f"the {name} set is empty; fit needs at least one ({name}) sample")
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    batch_size: int,
+    *,
+    metrics: Mapping[str, MetricFn] | None = None,
+    device: str | torch.device = "cpu",
+    batch_transform: BatchTransform | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean loss (``loss_fn`` is a batch mean) and the metrics (each a sum over a batch) over ``data``."""
+    _check_dataset("evaluation", data)
+    was_training = model.training
+    model.eval()
+    n = len(data)
+    totals = {"loss": 0.0, **{name: 0.0 for name in metrics or {}}}
+    for b, start in enumerate(range(0, n, batch_size)):
+        x, y = _batch(data, torch.arange(start, min(start + batch_size, n)))
+        if batch_transform is not None:
+            x = batch_transform(x, _generator(seed, _EVAL_STREAM, b))
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        totals["loss"] += float(loss_fn(out, y)) * len(y)
+        for name, fn in (metrics or {}).items():
+            totals[name] += float(fn(out, y))
+    model.train(was_training)
+    return {name: value / n for name, value in totals.items()}
+
+
+def _is_better(value: float, best: float | None, select: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value < best if select == "loss" else value > best
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    atomic_write_json(history, run_dir / "metrics.json")
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(buf.getvalue(), run_dir / "metrics.csv")
+
+
+def _state(model, optimizer, config, epoch, batch, sums, history, best, best_epoch) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": asdict(config),
+        "epoch": epoch,
+        "batch": batch,
+        "sums": sums,
+        "history": history,
+        "best": best,
+        "best_epoch": best_epoch,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    state = load_checkpoint(path)
+    saved = state["config"]
+    for key in ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "grad_clip", "seed"):
+        if saved[key] != getattr(config, key):
+            raise ValueError(
+                f"cannot resume from {path}: it was written with {key}={saved[key]!r} but this run has "
+                f"{key}={getattr(config, key)!r}; use the same settings or a fresh run directory"
+            )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train: Any,
+    val: Any,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    metrics: Mapping[str, MetricFn] | None = None,
+    select: str = "loss",
+    resume: bool = False,
+    batch_transform: BatchTransform | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train``, evaluate on ``val`` after every epoch, keep the best epoch.
+
+    ``loss_fn(outputs, targets)`` returns the batch-mean loss; ``metrics`` map names to functions returning
+    a *sum* over a batch (e.g. the number of correct predictions), reported as means. ``select`` is ``"loss"``
+    (minimised) or a metric name (maximised). Files in ``run_dir``: ``checkpoint.pt`` (latest, atomic),
+    ``best.pt`` (weights of the best epoch), ``metrics.json`` and ``metrics.csv`` (one row per epoch).
+    With ``resume=True`` the run continues from ``checkpoint.pt``; without it, an existing checkpoint is
+    an error rather than silently overwritten.
+    """
+    _check_dataset("training", train)
+    _check_dataset("validation", val)
+    if select != "loss" and select not in (metrics or {}):
+        raise ValueError(f"select={select!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+    device = torch.device(config.device)
+    model.to(device)
+    optimizer = make_optimizer(model.parameters(), config)
+
+    history: list[dict[str, float]] = []
+    best: float | None = None
+    best_epoch, start_epoch, start_batch = -1, 0, 0
+    sums = {"loss": 0.0, "n": 0, "time": 0.0}
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+        state = _resume_state(ckpt_path, config, model, optimizer)
+        history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
+        start_epoch, start_batch, sums = state["epoch"], state["batch"], state["sums"]
+    elif ckpt_path.exists():
+        raise ValueError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or use a new run directory")
+
+    n = len(train)
+    n_batches = math.ceil(n / config.batch_size)
+    fit_start = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = epoch_order(n, config.seed, epoch)
+        t0 = time.perf_counter() - sums["time"]
+        bar = tqdm(range(start_batch, n_batches), total=n_batches, initial=start_batch, leave=False,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress)
+        for b in bar:
+            x, y = _batch(train, order[b * config.batch_size:(b + 1) * config.batch_size])
+            if batch_transform is not None:
+                x = batch_transform(x, _generator(config.seed, epoch, b))
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            sums["loss"] += loss.item() * len(y)
+            sums["n"] += len(y)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4g}")
+            if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 and b + 1 < n_batches:
+                sums["time"] = time.perf_counter() - t0
+                atomic_save(_state(model, optimizer, config, epoch, b + 1, sums, history, best, best_epoch), ckpt_path)
+        start_batch = 0
+        val_metrics = evaluate(model, loss_fn, val, config.batch_size, metrics=metrics, device=device,
+                               batch_transform=batch_transform, seed=config.seed)
+        row = {"epoch": epoch + 1, "train_loss": sums["loss"] / sums["n"],
+               **{f"val_{k}": v for k, v in val_metrics.items()}, "epoch_time_s": time.perf_counter() - t0}
+        history.append(row)
+        if _is_better(val_metrics[select], best, select):
+            best, best_epoch = val_metrics[select], epoch + 1
+            atomic_save(model.state_dict(), best_path)
+        sums = {"loss": 0.0, "n": 0, "time": 0.0}
+        atomic_save(_state(model, optimizer, config, epoch + 1, 0, sums, history, best, best_epoch), ckpt_path)
+        _write_metrics(run_dir, history)
+        if config.progress:
+            tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    if best_path.is_file():
+        model.load_state_dict(load_checkpoint(best_path, map_location=device))
+    return FitResult(history=history, best_epoch=best_epoch, best_value=float("nan") if best is None else best,
+                     select=select, run_dir=run_dir, train_time_s=time.perf_counter() - fit_start)
