@@ -1,0 +1,80 @@
+"""The standard step-size controller of embedded Runge-Kutta pairs (Hairer, Norsett, Wanner, *Solving
+ODEs I*, section II.4).
+
+With the local error estimate e of a step from y0 to y1, the error ratio is the RMS norm
+
+    err = sqrt( mean_i ( e_i / (atol + rtol * max(|y0_i|, |y1_i|)) )^2 )          (eq. II.4.11)
+
+the step is accepted when err <= 1, and the next step is dt * min(max_factor, max(min_factor,
+safety * err^(-1/(q+1)))) (eq. II.4.13) with q + 1 = ``order`` (the higher order of the pair, as in
+torchdiffeq). All step-size arithmetic happens on the host with Python floats and is detached from autograd.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+DEFAULT_MAX_STEPS = 1_000_000
+
+
+def _rms(x: Tensor) -> Tensor:
+    return x.pow(2).mean().sqrt()
+
+
+@dataclass(frozen=True)
+class StepController:
+    """Error-per-step control: tolerances, safety factor, bounds on step growth and shrinkage, step budget."""
+
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    safety: float = 0.9
+    min_factor: float = 0.2
+    max_factor: float = 10.0
+    max_steps: int = DEFAULT_MAX_STEPS
+
+    def __post_init__(self) -> None:
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if self.rtol == 0.0 and self.atol == 0.0:
+            raise ValueError("rtol and atol cannot both be 0")
+        if not 0.0 < self.safety <= 1.0:
+            raise ValueError(f"safety must be in (0, 1], got {self.safety}")
+        if not 0.0 < self.min_factor < 1.0 < self.max_factor:
+            raise ValueError(f"need 0 < min_factor < 1 < max_factor, got {self.min_factor}, {self.max_factor}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+    def error_ratio(self, error: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
+        """err of eq. II.4.11 as a 0-d tensor (<= 1 means accept)."""
+        scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
+        return _rms(error / scale)
+
+    def factor(self, err: float, order: int) -> float:
+        """Factor for the next step size from the error ratio (a non-finite ratio shrinks maximally)."""
+        if not math.isfinite(err):
+            return self.min_factor
+        if err == 0.0:
+            return self.max_factor
+        return min(self.max_factor, max(self.min_factor, self.safety * err ** (-1.0 / order)))
+
+    def initial_step(self, f: Callable[[Tensor, Tensor], Tensor], t0: Tensor, y0: Tensor, f0: Tensor,
+                     order: int, direction: float) -> float:
+        """Starting step size (magnitude), Hairer, Norsett, Wanner, section II.4 "Starting step size".
+
+        Costs one evaluation of ``f``; ``f0 = f(t0, y0)``.
+        """
+        with torch.no_grad():
+            scale = self.atol + self.rtol * y0.abs()
+            d0, d1 = torch.stack([_rms(y0 / scale), _rms(f0 / scale)]).tolist()
+            h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+            f1 = f(t0 + direction * h0, y0 + (direction * h0) * f0)
+            d2 = float(_rms((f1 - f0) / scale)) / h0
+            dmax = max(d1, d2)
+            h1 = max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / (order + 1))
+            return min(100.0 * h0, h1)

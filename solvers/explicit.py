@@ -1,0 +1,104 @@
+"""One generic explicit Runge-Kutta step built from a Butcher tableau, and fixed-grid integration.
+
+The step is eq. II.1.8 of Hairer, Norsett, Wanner (see ``solvers.tableaus``); no method has a hand-written
+step. The fixed grid takes ``ceil(interval / step_size)`` equal substeps on every interval between output
+times, so it lands exactly on each of them, and collects the states in a list that is stacked once at the
+end (writing into a preallocated tensor under autograd costs a copy of the whole tensor per write in
+backward: O(T^2)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from solvers.stats import SolveStats
+from solvers.tableaus import ButcherTableau
+
+Time = Union[float, Tensor]
+Field = Callable[[Time, Tensor], Tensor]
+Stepper = Callable[[Field, Time, Tensor, Time], Tensor]
+
+
+def weighted_sum(weights: Sequence[float], ks: Sequence[Tensor]) -> Optional[Tensor]:
+    """sum_i w_i k_i, skipping zero weights and not multiplying by unit ones; None if all weights are 0."""
+    total = None
+    for w, k in zip(weights, ks):
+        if w == 0.0:
+            continue
+        term = k if w == 1.0 else w * k
+        total = term if total is None else total + term
+    return total
+
+
+def rk_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau,
+              k0: Optional[Tensor] = None) -> tuple[Tensor, list[Tensor]]:
+    """The new state y + dt * sum_i b_i k_i and the stage derivatives k_1..k_s.
+
+    ``k0``, when given, is used as k_1 = f(t, y) (first-same-as-last reuse) instead of evaluating ``f``.
+    """
+    ks: list[Tensor] = []
+    for i, (ci, row) in enumerate(zip(tableau.c, tableau.A)):
+        if i == 0 and k0 is not None:
+            ks.append(k0)
+            continue
+        incr = weighted_sum(row[:i], ks)
+        yi = y if incr is None else y + dt * incr
+        ks.append(f(t if ci == 0.0 else t + ci * dt, yi))
+    incr = weighted_sum(tableau.b, ks)
+    return (y if incr is None else y + dt * incr), ks
+
+
+def rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau) -> Tensor:
+    """One explicit Runge-Kutta step of size ``dt`` from (t, y) with the given tableau.
+
+    f is called at ``t + c_i * dt`` (``t`` itself when c_i = 0), so ``t`` and ``dt`` may be Python floats
+    or 0-d tensors; euler costs exactly ``y + dt * f(t, y)``.
+    """
+    return rk_stages(f, t, y, dt, tableau)[0]
+
+
+def substeps(interval: float, step_size: Optional[float]) -> int:
+    """Number of equal substeps covering ``interval`` with steps no longer than ``step_size``
+    (1 when ``step_size`` is None; a relative slack of 1e-10 absorbs rounding, so 0.3 / 0.1 is 3)."""
+    if step_size is None:
+        return 1
+    return max(1, math.ceil(abs(interval) / step_size * (1.0 - 1e-10)))
+
+
+def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
+                    check_finite: bool = True, max_steps: Optional[int] = None) -> tuple[Tensor, SolveStats]:
+    """Integrate on a fixed grid that lands on every output time; returns ``(ys, stats)``, ys (len(t), *y0.shape).
+
+    ``stepper(f, t, y, dt)`` advances one step. Each interval [t_k, t_{k+1}] gets ``substeps`` equal steps
+    with dt = (t_{k+1} - t_k) / n as a 0-d tensor. With ``check_finite``, one finiteness flag per output
+    time is recorded on the device and read once at the end: no host synchronisation per step; a
+    non-finite state raises ``FloatingPointError`` naming the interval where it first appeared.
+    More than ``max_steps`` steps in total raise ``ValueError`` before any step is taken.
+    """
+    times = t.tolist()
+    counts = [substeps(b - a, step_size) for a, b in zip(times[:-1], times[1:])]
+    if max_steps is not None and sum(counts) > max_steps:
+        raise ValueError(f"step_size={step_size} needs {sum(counts)} steps over t in [{times[0]:g}, {times[-1]:g}], "
+                         f"more than max_steps={max_steps}; use a larger step_size or raise max_steps")
+    outputs = [y0]
+    finite: list[Tensor] = []
+    y = y0
+    n_per_interval = torch.tensor(counts, dtype=t.dtype, device=t.device)
+    dts = ((t[1:] - t[:-1]) / n_per_interval).unbind(0)
+    for t_k, dt, n in zip(t.unbind(0), dts, counts):
+        for j in range(n):
+            y = stepper(f, t_k if j == 0 else t_k + j * dt, y, dt)
+        outputs.append(y)
+        if check_finite:
+            finite.append(torch.isfinite(y.detach()).all())
+    if finite:
+        flags = torch.stack(finite)
+        if not bool(flags.all()):
+            k = int(torch.nonzero(~flags)[0, 0])
+            raise FloatingPointError(
+                f"the state became non-finite between t={times[k]:g} and t={times[k + 1]:g} "
+                f"(output {k + 1} of {len(times) - 1}); reduce the step size or pass check_finite=False")
+    return torch.stack(outputs), SolveStats(n_steps=sum(counts), n_accepted=sum(counts))

@@ -1,0 +1,50 @@
+"""The one registry that resolves solver names (``odeint(method=...)``, ``ODERNN(solver=...)``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from solvers.tableaus import TABLEAUS, ButcherTableau
+
+KINDS = ("fixed", "adaptive", "partitioned")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named solver: ``kind`` is "fixed" (explicit RK on a grid), "adaptive" (embedded RK with error
+    control) or "partitioned" (Gauss-Seidel Euler over blocks; ``tableau`` is None)."""
+
+    name: str
+    kind: str
+    tableau: Optional[ButcherTableau]
+
+
+_METHODS: dict[str, Method] = {
+    **{name: Method(name, "adaptive" if tab.is_adaptive else "fixed", tab) for name, tab in TABLEAUS.items()},
+    "partitioned_euler": Method("partitioned_euler", "partitioned", None),
+}
+
+
+def available(kind: Optional[str] = None) -> list[str]:
+    """Every registered method name, or those of one ``kind`` ("fixed", "adaptive", "partitioned")."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown method kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    return [name for name, m in _METHODS.items() if kind is None or m.kind == kind]
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; ``ValueError`` listing the known names otherwise."""
+    try:
+        return _METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(available())}") from None
+
+
+def get_tableau(name: str) -> ButcherTableau:
+    """The Butcher tableau of method ``name``; ``ValueError`` for unknown names and for methods without one."""
+    method = get_method(name)
+    if method.tableau is None:
+        with_tableau = [n for n, m in _METHODS.items() if m.tableau is not None]
+        raise ValueError(f"method {name!r} ({method.kind}) has no Butcher tableau; "
+                         f"methods with one: {', '.join(with_tableau)}")
+    return method.tableau

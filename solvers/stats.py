@@ -1,0 +1,23 @@
+"""Counters reported by every solve (``odeint(..., return_stats=True)``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class SolveStats:
+    """Function evaluations and steps of one solve; ``a + b`` adds them field by field.
+
+    ``n_steps = n_accepted + n_rejected``; fixed-step solves never reject. Solves handed to torchdiffeq
+    report ``nfe`` only (that library does not expose its step counts), with the step counters at 0.
+    """
+
+    nfe: int = 0
+    n_steps: int = 0
+    n_accepted: int = 0
+    n_rejected: int = 0
+
+    def __add__(self, other: "SolveStats") -> "SolveStats":
+        if not isinstance(other, SolveStats):
+            return NotImplemented
+        return SolveStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))

@@ -1,0 +1,228 @@
+"""Butcher tableaus of the explicit Runge-Kutta methods.
+
+A Runge-Kutta method for y' = f(t, y) with s stages is fixed by its tableau (c, A, b):
+
+    k_i     = f(t + c_i dt, y + dt * sum_j a_ij k_j),   i = 1..s
+    y_{n+1} = y_n + dt * sum_i b_i k_i
+
+(Hairer, Norsett, Wanner, *Solving ODEs I*, eq. II.1.8). Embedded pairs add weights ``b_err`` of a
+solution of another order; the local error estimate is ``dt * sum_i (b_i - b_err_i) k_i``.
+Coefficients are written as exact fractions and stored as Python floats.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional, Sequence, Union
+
+Number = Union[int, float, str, Fraction]
+
+_ROW_SUM_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """An explicit Runge-Kutta tableau, validated on creation.
+
+    ``c`` (s,), ``A`` (s, s) strictly lower triangular, ``b`` (s,) and optional ``b_err`` (s,), all
+    tuples of floats; ``order`` is the order of the solution given by ``b``.
+    Raises ``ValueError`` for inconsistent shapes, ``c_i != sum_j a_ij``, a non-zero entry on or above
+    the diagonal of ``A`` (only explicit methods are supported), a non-positive order or non-finite entries.
+    """
+
+    name: str
+    c: tuple[float, ...]
+    A: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    order: int
+    b_err: Optional[tuple[float, ...]] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "c", _float_tuple(self.c, "c", self.name))
+        object.__setattr__(self, "A", tuple(_float_tuple(row, "A", self.name) for row in self.A))
+        object.__setattr__(self, "b", _float_tuple(self.b, "b", self.name))
+        if self.b_err is not None:
+            object.__setattr__(self, "b_err", _float_tuple(self.b_err, "b_err", self.name))
+        self._validate()
+
+    def _validate(self) -> None:
+        s = len(self.c)
+        where = f"tableau {self.name!r}"
+        if s == 0:
+            raise ValueError(f"{where}: needs at least one stage, got c=()")
+        if len(self.A) != s or any(len(row) != s for row in self.A):
+            shape = (len(self.A), tuple(len(row) for row in self.A))
+            raise ValueError(f"{where}: A must be {s}x{s} to match len(c)={s}, got rows of lengths {shape}")
+        if len(self.b) != s:
+            raise ValueError(f"{where}: b must have {s} entries to match len(c), got {len(self.b)}")
+        if self.b_err is not None and len(self.b_err) != s:
+            raise ValueError(f"{where}: b_err must have {s} entries to match len(c), got {len(self.b_err)}")
+        if not isinstance(self.order, int) or self.order < 1:
+            raise ValueError(f"{where}: order must be a positive int, got {self.order!r}")
+        for i, row in enumerate(self.A):
+            upper = [j for j in range(i, s) if row[j] != 0.0]
+            if upper:
+                raise ValueError(
+                    f"{where}: A must be strictly lower triangular (explicit methods only), "
+                    f"but A[{i}][{upper[0]}] = {row[upper[0]]}")
+            if abs(sum(row) - self.c[i]) > _ROW_SUM_TOL * max(1.0, abs(self.c[i])):
+                raise ValueError(f"{where}: c[{i}] = {self.c[i]} must equal the row sum of A[{i}] = {sum(row)}")
+
+    @property
+    def stages(self) -> int:
+        """Number of stages s."""
+        return len(self.c)
+
+    @property
+    def is_explicit(self) -> bool:
+        """True when A is strictly lower triangular (always, since validation enforces it)."""
+        return all(self.A[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
+
+    @property
+    def is_adaptive(self) -> bool:
+        """True for an embedded pair (``b_err`` given), usable with error control."""
+        return self.b_err is not None
+
+    @property
+    def is_fsal(self) -> bool:
+        """First-same-as-last: the last stage is f at the new solution (c_s = 1, a_sj = b_j, b_s = 0)."""
+        return self.c[-1] == 1.0 and self.A[-1][:-1] == self.b[:-1] and self.b[-1] == 0.0
+
+
+def _float_tuple(values: Sequence[Number], field: str, name: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(Fraction(v)) if isinstance(v, str) else float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tableau {name!r}: {field} must be a sequence of numbers, got {values!r}") from exc
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"tableau {name!r}: {field} has a non-finite entry: {out}")
+    return out
+
+
+def _explicit(name: str, order: int, lower: Sequence[Sequence[Number]], b: Sequence[Number],
+              b_err: Optional[Sequence[Number]] = None) -> ButcherTableau:
+    """Build a tableau from the rows of A below the diagonal (row i has i entries); c is their row sums."""
+    s = len(b)
+    rows = [[Fraction(v) for v in row] + [Fraction(0)] * (s - len(row)) for row in lower]
+    c = [sum(row, Fraction(0)) for row in rows]
+    return ButcherTableau(name=name, c=c, A=rows, b=[Fraction(v) for v in b], order=order,
+                          b_err=None if b_err is None else [Fraction(v) for v in b_err])
+
+
+EULER = _explicit("euler", 1, [[]], [1])
+"""Forward Euler, order 1::
+
+    0 |
+    --+--
+      | 1
+"""
+
+MIDPOINT = _explicit("midpoint", 2, [[], ["1/2"]], [0, 1])
+"""Explicit midpoint rule, order 2::
+
+    0   |
+    1/2 | 1/2
+    ----+---------
+        | 0    1
+"""
+
+HEUN = _explicit("heun", 2, [[], [1]], ["1/2", "1/2"])
+"""Heun's method (explicit trapezoidal rule), order 2::
+
+    0 |
+    1 | 1
+    --+---------
+      | 1/2  1/2
+"""
+
+RALSTON = _explicit("ralston", 2, [[], ["2/3"]], ["1/4", "3/4"])
+"""Ralston's second-order method (minimal truncation-error bound)::
+
+    0   |
+    2/3 | 2/3
+    ----+---------
+        | 1/4  3/4
+"""
+
+RK3 = _explicit("rk3", 3, [[], ["1/2"], [-1, 2]], ["1/6", "2/3", "1/6"])
+"""Kutta's third-order method::
+
+    0   |
+    1/2 | 1/2
+    1   | -1   2
+    ----+--------------
+        | 1/6  2/3  1/6
+"""
+
+RK4 = _explicit("rk4", 4, [[], ["1/2"], [0, "1/2"], [0, 0, 1]], ["1/6", "1/3", "1/3", "1/6"])
+"""The classic fourth-order Runge-Kutta method::
+
+    0   |
+    1/2 | 1/2
+    1/2 | 0    1/2
+    1   | 0    0    1
+    ----+-------------------
+        | 1/6  1/3  1/3  1/6
+"""
+
+RK38 = _explicit("rk38", 4, [[], ["1/3"], ["-1/3", 1], [1, -1, 1]], ["1/8", "3/8", "3/8", "1/8"])
+"""Kutta's 3/8 rule, order 4 (torchdiffeq's ``rk4``)::
+
+    0   |
+    1/3 | 1/3
+    2/3 | -1/3  1
+    1   | 1     -1   1
+    ----+--------------------
+        | 1/8   3/8  3/8  1/8
+"""
+
+BOSH3 = _explicit("bosh3", 3, [[], ["1/2"], [0, "3/4"], ["2/9", "1/3", "4/9"]],
+                  ["2/9", "1/3", "4/9", 0], b_err=["7/24", "1/4", "1/3", "1/8"])
+"""Bogacki-Shampine 3(2) pair, FSAL (b: order 3, b_err: order 2)::
+
+    0   |
+    1/2 | 1/2
+    3/4 | 0     3/4
+    1   | 2/9   1/3  4/9
+    ----+----------------------
+    b   | 2/9   1/3  4/9  0
+    b_e | 7/24  1/4  1/3  1/8
+"""
+
+DOPRI5 = _explicit(
+    "dopri5", 5,
+    [[], ["1/5"], ["3/40", "9/40"], ["44/45", "-56/15", "32/9"],
+     ["19372/6561", "-25360/2187", "64448/6561", "-212/729"],
+     ["9017/3168", "-355/33", "46732/5247", "49/176", "-5103/18656"],
+     ["35/384", 0, "500/1113", "125/192", "-2187/6784", "11/84"]],
+    ["35/384", 0, "500/1113", "125/192", "-2187/6784", "11/84", 0],
+    b_err=["5179/57600", 0, "7571/16695", "393/640", "-92097/339200", "187/2100", "1/40"])
+"""Dormand-Prince 5(4) pair, FSAL (b: order 5, b_err: order 4)::
+
+    0    |
+    1/5  | 1/5
+    3/10 | 3/40        9/40
+    4/5  | 44/45       -56/15       32/9
+    8/9  | 19372/6561  -25360/2187  64448/6561  -212/729
+    1    | 9017/3168   -355/33      46732/5247  49/176   -5103/18656
+    1    | 35/384      0            500/1113    125/192  -2187/6784    11/84
+    -----+---------------------------------------------------------------------------
+    b    | 35/384      0            500/1113    125/192  -2187/6784    11/84     0
+    b_e  | 5179/57600  0            7571/16695  393/640  -92097/339200 187/2100  1/40
+"""
+
+ADAPTIVE_HEUN = _explicit("adaptive_heun", 2, [[], [1]], ["1/2", "1/2"], b_err=[1, 0])
+"""Heun's method with forward Euler embedded (b: order 2, b_err: order 1)::
+
+    0   |
+    1   | 1
+    ----+---------
+    b   | 1/2  1/2
+    b_e | 1    0
+"""
+
+TABLEAUS: dict[str, ButcherTableau] = {
+    t.name: t for t in (EULER, MIDPOINT, HEUN, RALSTON, RK3, RK4, RK38, BOSH3, DOPRI5, ADAPTIVE_HEUN)
+}
+"""Every named tableau, by name."""
