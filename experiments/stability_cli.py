@@ -1,0 +1,64 @@
+"""``python -m experiments stability``: a model's eigenvalue cloud on its solver's stability region.
+
+Builds an untrained model with ``odernn.build_rnn``, runs it on N(0, 1) inputs, prints the report of
+``odernn.stability.check_stability`` and draws z = step * lambda(J_k) over the stability regions of the
+solver (and of ``--methods``), eigenvalues outside the region in red. Example:
+
+    python -m experiments stability --model antisymmetric --solver euler --gamma 0.0 --out x.png
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+import solvers
+from experiments.io import atomic_write_json
+from odernn import MODEL_NAMES, build_rnn
+from odernn.plots import amplification_figure, save_figure, stability_region_figure
+from odernn.stability import assess, check_stability
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="antisymmetric", choices=[m for m in MODEL_NAMES if m not in ("lstm", "gru")])
+    parser.add_argument("--solver", default="euler", help=f"one of: {', '.join(solvers.available())}")
+    parser.add_argument("--gamma", type=float, default=0.01, help="diffusion (default 0.01)")
+    parser.add_argument("--step-size", type=float, default=0.1, help="eps (default 0.1)")
+    parser.add_argument("--substeps", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=32, help="units (per layer for multi-layer models)")
+    parser.add_argument("--sigma-w", type=float, default=1.0, help="recurrent init scale (default 1)")
+    parser.add_argument("--input-size", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
+    parser.add_argument("--batch", type=int, default=4, help="sequences (default 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="*", default=None,
+                        help="regions to draw (default: the solver's); partitioned_euler instead draws the "
+                             "eigenvalues of its amplification matrices against the unit circle")
+    parser.add_argument("--out", default="runs/stability.png", help="PNG path; the report goes beside it as .json")
+
+
+def run(args: argparse.Namespace) -> int:
+    method = solvers.get_method(args.solver)
+    torch.manual_seed(args.seed)
+    rnn = build_rnn(args.model, args.input_size, args.hidden, solver=args.solver, step_size=args.step_size,
+                    gamma=args.gamma, substeps=args.substeps, sigma_w=args.sigma_w)
+    x = torch.randn(args.batch, args.steps, args.input_size)
+    report = check_stability(rnn, x)
+    print(report.summary())
+    title = (f"{args.model}, {args.solver}, eps={args.step_size}, gamma={args.gamma}: "
+             f"max amplification {report.max_amplification:.4f}, {100 * report.fraction_outside:.1f}% outside")
+    if method.tableau is None:
+        fig = amplification_figure(report.mu, report.z, title)
+    else:
+        methods = args.methods if args.methods else [args.solver]
+        fig = stability_region_figure(methods, report.z, assess(report.z, method)[1], title)
+    save_figure(fig, args.out)
+    numbers = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("z", "worst_z", "mu")}
+    numbers.update(worst_z=[report.worst_z.real, report.worst_z.imag], stable=report.stable,
+                   summary=report.summary(), model=args.model, gamma=args.gamma, seed=args.seed,
+                   z_abs_max=float(np.abs(report.z).max()))
+    atomic_write_json(numbers, str(args.out).rsplit(".", 1)[0] + ".json")
+    print(f"wrote {args.out}")
+    return 0

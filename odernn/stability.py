@@ -1,0 +1,221 @@
+"""Linear stability of a discretised recurrent field along a trajectory.
+
+A one-step method applied to the linearisation dh/dt = J h multiplies each eigen-component by R(z),
+z = dt * lambda(J), where R is the method's stability function (for an explicit Runge-Kutta tableau,
+R(z) = 1 + z b^T (I - zA)^{-1} 1). The discretisation is linearly stable where |R(z)| <= 1 for every
+eigenvalue: AntisymmetricRNN (000) Proposition 2 / eq. 11 is the forward-Euler case |1 + eps lambda| <= 1,
+which a field with purely imaginary eigenvalues (eq. 9) never satisfies without diffusion (eq. 12).
+
+:func:`check_stability` evaluates the Jacobian J_k = df/dh at every state h_{k-1} an ODERNN visits on an
+input x (with the input u_k it holds on that step), forms z = (step_size / substeps) * lambda(J_k) and
+holds it against the run's solver. Partitioned (Gauss-Seidel) Euler has no Butcher tableau and no scalar
+R(z): its one-step map on the linearisation is the amplification matrix
+M = (I - dt L)^{-1} (I + dt (D + U)) (L, D, U: the strictly lower, diagonal and strictly upper block parts
+of J over the field's blocks), and it is linearly stable where the spectral radius of M is <= 1; the report
+then states |mu(M)| in place of |R(z)|.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field as dataclass_field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import solvers
+
+__all__ = [
+    "field_jacobian", "trajectory_jacobians", "amplification", "partitioned_euler_amplification",
+    "StabilityReport", "check_stability", "assert_stable", "assess", "StabilityWarning",
+    "UnstableDiscretisationError",
+]
+
+
+class StabilityWarning(UserWarning):
+    """Warned by :func:`assert_stable` when the discretisation leaves its stability region."""
+
+
+class UnstableDiscretisationError(RuntimeError):
+    """Raised by :func:`assert_stable` with ``action="raise"`` when the discretisation leaves its region."""
+
+
+def field_jacobian(field: nn.Module, h: Tensor, u: Tensor, t: float | Tensor = 0.0) -> Tensor:
+    """J = df/dh at a batch of states: h ``(B, n)``, u ``(B, p)`` -> ``(B, n, n)``, row i = grad of f_i.
+
+    One ``torch.func.jacrev`` of the field at a single sample, ``vmap``-ed over the batch (no Python loop).
+    """
+    if h.dim() != 2 or u.dim() != 2 or h.shape[0] != u.shape[0]:
+        raise ValueError(f"field_jacobian expects h (B, n) and u (B, p) with the same B; got h {tuple(h.shape)}"
+                         f" and u {tuple(u.shape)}")
+    f = field.prepare() if hasattr(field, "prepare") else field
+
+    def one(h1: Tensor, u1: Tensor) -> Tensor:
+        return f(t, h1.unsqueeze(0), u1.unsqueeze(0)).squeeze(0)
+
+    return torch.func.vmap(torch.func.jacrev(one))(h, u)
+
+
+def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) -> Tensor:
+    """J_k = df/dh(h_{k-1}, u_k) for k = 1..T of an ODERNN run on x ``(B, T, m)`` -> ``(B, T, n, n)``.
+
+    States come from ``rnn(x, h0)`` (h_0 = h0 or zeros), inputs from ``rnn.field.input_projection(x)``; the
+    input u_k is the one held on step k (DESIGN.md section 2). Only the grid states are used, not the
+    intermediate stages of a step.
+    """
+    field = rnn.field
+    if x.dim() != 3:
+        raise ValueError(f"x must be (B, T, input_size) (batch_first), got shape {tuple(x.shape)}")
+    with torch.no_grad():
+        outputs, _ = rnn(x, h0)
+        u = field.input_projection(x)
+        start = torch.zeros_like(outputs[:, 0]) if h0 is None else h0.to(outputs)
+        states = torch.cat([start.unsqueeze(1), outputs[:, :-1]], dim=1)
+        B, T, n = states.shape
+        jac = field_jacobian(field, states.reshape(B * T, n), u.reshape(B * T, -1))
+    return jac.reshape(B, T, n, n)
+
+
+def amplification(method: solvers.Method, z: np.ndarray) -> np.ndarray:
+    """|R(z)| of an explicit Runge-Kutta method (its tableau's stability polynomial) at complex z."""
+    if method.tableau is None:
+        raise ValueError(f"method {method.name!r} ({method.kind}) has no tableau and no scalar R(z); use "
+                         "partitioned_euler_amplification on the Jacobians instead")
+    return np.abs(np.asarray(solvers.stability_function(method.tableau)(np.asarray(z, dtype=complex))))
+
+
+def partitioned_euler_amplification(jac: Tensor, dt: float, blocks: tuple[slice, ...]) -> Tensor:
+    """Eigenvalues mu of M = (I - dt L)^{-1} (I + dt (D + U)), partitioned Euler's one-step map on dh/dt = J h.
+
+    jac ``(..., n, n)``; L / D / U are the strictly lower / diagonal / strictly upper block parts of J over
+    ``blocks`` (block 1 is updated first, block i sees the new blocks < i). Returns ``(..., n)`` complex.
+    """
+    n = jac.shape[-1]
+    owner = torch.empty(n, dtype=torch.long, device=jac.device)
+    for i, block in enumerate(blocks):
+        owner[block] = i
+    lower = (owner[:, None] > owner[None, :]).to(jac.dtype)
+    eye = torch.eye(n, dtype=jac.dtype, device=jac.device)
+    left = eye - dt * jac * lower
+    right = eye + dt * jac * (1 - lower)
+    return torch.linalg.eigvals(torch.linalg.solve(left, right))
+
+
+@dataclass
+class StabilityReport:
+    """Where the run's z = step * lambda(J_k) lie relative to its solver's stability region.
+
+    ``max_amplification`` is max |R(z)| (for partitioned Euler: the largest |mu| of its amplification
+    matrix); ``fraction_outside`` the fraction of all (sample, step, eigenvalue) triples outside the region;
+    ``worst_step`` (0-based k: the Jacobian at the state before input ``x[:, k]`` is consumed, with that
+    input; k = 0 is h_0) and ``worst_sample`` locate the largest amplification; ``worst_z`` is the eigenvalue there; ``max_real_eig`` the largest Re(lambda) of
+    the continuous field (> 0: the ODE itself grows there). ``z`` ``(B, T, n)`` complex, for plotting;
+    ``mu`` (partitioned Euler only) the eigenvalues of its amplification matrices, same shape.
+    """
+
+    method: str
+    kind: str
+    step: float
+    n_states: int
+    max_amplification: float
+    fraction_outside: float
+    worst_step: int
+    worst_sample: int
+    worst_z: complex
+    max_real_eig: float
+    z: np.ndarray = dataclass_field(repr=False)
+    criterion: str = "|R(z)| <= 1"
+    mu: np.ndarray | None = dataclass_field(default=None, repr=False)
+
+    @property
+    def stable(self) -> bool:
+        """True when no eigenvalue of any visited state leaves the region."""
+        return self.fraction_outside == 0.0
+
+    @property
+    def verdict(self) -> str:
+        return "inside its stability region" if self.stable else "OUTSIDE its stability region"
+
+    def summary(self) -> str:
+        """One readable paragraph with the numbers."""
+        adaptive = (" The method is adaptive: these numbers are for the nominal step; its controller shrinks the"
+                    " step where the error estimate demands it." if self.kind == "adaptive" else "")
+        where = (f"the worst is at sequence step {self.worst_step} of sample {self.worst_sample}"
+                 f" (z = {self.worst_z.real:.4g}{self.worst_z.imag:+.4g}i)")
+        return (f"Discretisation {self.method} with step {self.step:.4g} is {self.verdict} ({self.criterion}) "
+                f"over {self.n_states} states: max amplification {self.max_amplification:.6f}, "
+                f"{100 * self.fraction_outside:.2f}% of eigenvalues outside; {where}. The continuous field's "
+                f"largest Re(lambda) is {self.max_real_eig:.4g}.{adaptive}")
+
+
+def assess(z: np.ndarray, method: solvers.Method, *, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-eigenvalue amplification and outside-mask for z (any shape).
+
+    Runge-Kutta methods: |R(z)| and ``~solvers.in_stability_region``. Partitioned Euler: pass the
+    amplification-matrix eigenvalues ``mu`` (same shape as z); outside where |mu| > 1 + 1e-12.
+    """
+    if method.tableau is None:
+        if mu is None:
+            raise ValueError(f"{method.name!r} has no R(z): pass mu, the eigenvalues of its amplification matrix")
+        amp = np.abs(mu)
+        return amp, amp > 1.0 + 1e-12
+    inside = np.asarray(solvers.in_stability_region(method.tableau, z), dtype=bool)
+    return amplification(method, z), ~inside
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The ODERNN inside a head (``.rnn``) or the model itself; ValueError for models without a field."""
+    rnn = getattr(model, "rnn", model)
+    if not hasattr(rnn, "field") or not hasattr(rnn, "solver"):
+        raise ValueError(f"stability checks need an ODERNN (a model with .field, .solver and .step_size); "
+                         f"got {type(model).__name__}")
+    return rnn
+
+
+def _method_of(rnn: nn.Module) -> solvers.Method:
+    method = getattr(rnn, "method", None)
+    return method if isinstance(method, solvers.Method) else solvers.get_method(rnn.solver)
+
+
+def check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) -> StabilityReport:
+    """Hold z = (step_size / substeps) * lambda(J_k) of an ODERNN run on x against its solver's region.
+
+    Runs on a float64 copy of the model (on its device): in float32 the eigenvalues of an exactly
+    antisymmetric field get real parts ~1e-8, enough to push |R(z)| of rk4 over 1 on the imaginary axis.
+    """
+    rnn = copy.deepcopy(_unwrap(rnn)).to(torch.float64)
+    method = _method_of(rnn)
+    dt = float(rnn.step_size) / int(getattr(rnn, "substeps", 1))
+    jac = trajectory_jacobians(rnn, x.to(torch.float64), None if h0 is None else h0.to(torch.float64))
+    lam = torch.linalg.eigvals(jac)
+    z = (dt * lam).cpu().numpy()
+    mu = (partitioned_euler_amplification(jac, dt, tuple(rnn.field.blocks)).cpu().numpy()
+          if method.tableau is None else None)
+    amp, outside = assess(z, method, mu=mu)
+    sample, step, _ = np.unravel_index(int(np.argmax(amp)), amp.shape)
+    worst = int(np.argmax(amp[sample, step]))
+    return StabilityReport(
+        method=method.name, kind=method.kind, step=dt, n_states=int(z.shape[0] * z.shape[1]),
+        max_amplification=float(amp.max()), fraction_outside=float(outside.mean()),
+        worst_step=int(step), worst_sample=int(sample), worst_z=complex(z[sample, step, worst]),
+        max_real_eig=float(lam.real.max().item()), z=z,
+        criterion="|R(z)| <= 1" if method.tableau is not None else
+        "spectral radius of the partitioned-Euler amplification matrix <= 1",
+        mu=mu,
+    )
+
+
+def assert_stable(rnn: nn.Module, x: Tensor, action: Literal["warn", "raise"] = "warn",
+                  h0: Tensor | None = None) -> StabilityReport:
+    """Run :func:`check_stability`; when the discretisation leaves its region, warn (``StabilityWarning``
+    with the summary) or raise ``UnstableDiscretisationError``. Returns the report either way."""
+    if action not in ("warn", "raise"):
+        raise ValueError(f"action must be 'warn' or 'raise', got {action!r}")
+    report = check_stability(rnn, x, h0)
+    if not report.stable:
+        if action == "raise":
+            raise UnstableDiscretisationError(report.summary())
+        warnings.warn(report.summary(), StabilityWarning, stacklevel=2)
+    return report
