@@ -221,8 +221,10 @@ def fit(
     if select != "loss" and select not in (metrics or {}):
         raise ValueError(f"select={select!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+    run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
     model.to(device)
     optimizer = make_optimizer(model.parameters(), config)
@@ -232,8 +234,6 @@ def fit(
     best_epoch, start_epoch, start_batch = -1, 0, 0
     sums = {"loss": 0.0, "n": 0, "time": 0.0}
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
         state = _resume_state(ckpt_path, config, model, optimizer)
         history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
         start_epoch, start_batch, sums = state["epoch"], state["batch"], state["sums"]

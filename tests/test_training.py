@@ -135,6 +135,7 @@ def test_bad_fit_calls(tmp_path):
         fit(_model(), nn.functional.cross_entropy, train, val, _config(), tmp_path / "b", select="acc")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fit(_model(), nn.functional.cross_entropy, train, val, _config(), tmp_path / "c", resume=True)
+    assert not (tmp_path / "c").exists()  # nothing created by a failed resume
     fit(_model(), nn.functional.cross_entropy, train, val, _config(epochs=1), tmp_path / "d")
     with pytest.raises(ValueError, match="exists: pass resume=True"):
         fit(_model(), nn.functional.cross_entropy, train, val, _config(epochs=1), tmp_path / "d")
