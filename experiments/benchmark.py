@@ -1,0 +1,100 @@
+"""``python -m experiments benchmark``: forward+backward time of ODERNN(AntisymmetricField) against torch.nn.RNN
+and torch.nn.LSTM measured in the same run, printed as a markdown table of ratios (DESIGN.md section 8).
+
+Rows: torch.nn.RNN(tanh) (the 1.00x baseline), torch.nn.LSTM, ODERNN euler (the fused scan chosen
+automatically), ODERNN euler through the generic ``rk_step`` scan, ODERNN rk4, and ODERNN euler at 2T.
+Each time is the median of ``--repeats`` runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are
+interleaved (one run of every model per round), so a change of machine load affects all models alike.
+Targets (issue 3): euler <= 1.0x nn.RNN, rk4 <= 4.5x our euler, doubling T <= 2.2x.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from odernn import ODERNN, AntisymmetricField
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--T", type=int, default=784, help="sequence length (default 784)")
+    parser.add_argument("--batch", type=int, default=128, help="batch size B (default 128)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden size H (default 128)")
+    parser.add_argument("--input-size", type=int, default=1, help="input features m (default 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per model first (default 1)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default 0: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def torch_rnn_step(core: nn.RNNBase) -> Callable[[Tensor], Tensor]:
+    return lambda x: core(x)[0][:, -1]
+
+
+def odernn_step(model: ODERNN) -> Callable[[Tensor], Tensor]:
+    return lambda x: model(x)[1]
+
+
+def time_once(run: Callable[[Tensor], Tensor], x: Tensor) -> float:
+    start = time.perf_counter()
+    run(x).pow(2).sum().backward()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(cases: list[tuple[str, int, Callable[[Tensor], Tensor]]], inputs: dict[int, Tensor],
+                        repeats: int, warmup: int, progress: bool) -> dict[tuple[str, int], float]:
+    """Median time per case over ``repeats`` rounds, each round timing every case once (after warm-up rounds)."""
+    samples: dict[tuple[str, int], list[float]] = {(name, T): [] for name, T, _ in cases}
+    for round_ in tqdm(range(warmup + repeats), desc="benchmark rounds", disable=not progress):
+        for name, T, step in cases:
+            seconds = time_once(step, inputs[T])
+            if round_ >= warmup:
+                samples[name, T].append(seconds)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for name in ("T", "batch", "hidden", "input_size", "repeats"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    m, hidden = args.input_size, args.hidden
+    field = AntisymmetricField(m, hidden, gamma=0.01)
+    cases = [
+        ("torch.nn.RNN(tanh)", args.T, torch_rnn_step(nn.RNN(m, hidden, nonlinearity="tanh", batch_first=True))),
+        ("torch.nn.LSTM", args.T, torch_rnn_step(nn.LSTM(m, hidden, batch_first=True))),
+        ("ODERNN euler", args.T, odernn_step(ODERNN(field, "euler"))),
+        ("ODERNN euler, generic scan", args.T, odernn_step(ODERNN(field, "euler", fast_path=False))),
+        ("ODERNN rk4", args.T, odernn_step(ODERNN(field, "rk4"))),
+        ("ODERNN euler", 2 * args.T, odernn_step(ODERNN(field, "euler"))),
+    ]
+    inputs = {T: torch.randn(args.batch, T, m) for T in (args.T, 2 * args.T)}
+    times = interleaved_medians(cases, inputs, args.repeats, args.warmup, not args.no_progress)
+    base, euler = times["torch.nn.RNN(tanh)", args.T], times["ODERNN euler", args.T]
+    print(f"forward+backward, B={args.batch}, H={hidden}, m={m}, median of {args.repeats} after {args.warmup} "
+          f"warm-up, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| model | T | time (ms) | vs nn.RNN | vs ODERNN euler (same T) |")
+    print("|---|---|---|---|---|")
+    for (name, T), seconds in times.items():
+        same_t = times.get(("ODERNN euler", T), euler)
+        print(f"| {name} | {T} | {1e3 * seconds:.1f} | {seconds / base:.2f}x | {seconds / same_t:.2f}x |")
+    doubling = times["ODERNN euler", 2 * args.T] / euler
+    print(f"\ntargets: euler {euler / base:.2f}x nn.RNN (<= 1.0), "
+          f"rk4 {times['ODERNN rk4', args.T] / euler:.2f}x euler (<= 4.5), doubling T {doubling:.2f}x (<= 2.2)")
+    return 0

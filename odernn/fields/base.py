@@ -1,0 +1,100 @@
+"""The vector-field interface shared by every continuous-time recurrent model.
+
+A field is the right-hand side f(t, h, u) of dh/dt = f(t, h, u), where u = input_projection(x) is the affine
+input term (V x + b) computed once for a whole sequence (DESIGN.md section 2). Fields own their diffusion
+gamma and activation and never know the step size.
+
+Every concrete field splits its evaluation into ``matrices()`` (parameter-derived matrices such as
+W - W^T - gamma I, formed once per forward) and ``evaluate(mats, t, h, u)`` (pure tensor code, so
+``torch.func.vmap``/``jacrev`` work on it with respect to h).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+Field = Callable[[object, Tensor, Tensor], Tensor]
+BlockField = Callable[[int, Tensor, Tensor], Tensor]
+
+
+class VectorField(nn.Module):
+    """Base class: ``forward(t, h, u) -> dh/dt`` with h ``(B, state_size)`` and u ``(B, input_proj_size)``.
+
+    Attributes: ``input_size`` (m), ``state_size`` (n, the flat state of all layers), ``blocks`` (one slice
+    per layer, bottom first; the last one is the top layer), ``gamma`` (diffusion), ``input_proj_size``.
+    """
+
+    input_size: int
+    state_size: int
+    input_proj_size: int
+    blocks: tuple[slice, ...]
+    gamma: float
+
+    def reset_parameters(self) -> None:
+        """Re-draw every parameter from the field's initialisation (``init="paper"`` App. C, or ``"afrnn"``)."""
+        raise NotImplementedError
+
+    def input_projection(self, x: Tensor) -> Tensor:
+        """The affine input term for a whole sequence: x ``(..., input_size)`` -> u ``(..., input_proj_size)``."""
+        raise NotImplementedError
+
+    def matrices(self) -> tuple[Tensor, ...]:
+        """The parameter-derived matrices the evaluation needs, formed once (see ``prepare``)."""
+        raise NotImplementedError
+
+    def evaluate(self, mats: tuple[Tensor, ...], t: object, h: Tensor, u: Tensor) -> Tensor:
+        """f(t, h, u) from pre-formed ``matrices()``."""
+        raise NotImplementedError
+
+    def coupling_matrix(self) -> Tensor:
+        """The effective recurrent matrix acting on h inside the nonlinearity (row i: pre-activation of h_i)."""
+        return self.matrices()[0]
+
+    def forward(self, t: object, h: Tensor, u: Tensor) -> Tensor:
+        return self.evaluate(self.matrices(), t, h, u)
+
+    def prepare(self) -> Field:
+        """``forward`` with the matrices formed once; call it once per sequence, not per step."""
+        return functools.partial(self.evaluate, self.matrices())
+
+    def evaluate_block(self, mats: tuple[Tensor, ...], i: int, h: Tensor, u: Tensor) -> Tensor:
+        """d(block i)/dt at the full state h. Generic (evaluates every block); block fields override it."""
+        return self.evaluate(mats, None, h, u)[:, self.blocks[i]]
+
+    def prepare_blocks(self) -> BlockField:
+        """``(i, h, u) -> d h[blocks[i]] / dt`` with the matrices formed once (for partitioned Euler)."""
+        return functools.partial(self.evaluate_block, self.matrices())
+
+    def extra_repr(self) -> str:
+        sizes = [b.stop - b.start for b in self.blocks]
+        return f"input_size={self.input_size}, layer_sizes={sizes}, gamma={self.gamma}"
+
+
+def make_blocks(layer_sizes: Sequence[int]) -> tuple[slice, ...]:
+    """Consecutive slices of a flat state for the given layer widths (bottom layer first)."""
+    sizes = check_sizes(layer_sizes)
+    ends = torch.tensor(sizes).cumsum(0).tolist()
+    return tuple(slice(end - size, end) for size, end in zip(sizes, ends))
+
+
+def check_sizes(layer_sizes: Sequence[int]) -> list[int]:
+    sizes = [int(s) for s in layer_sizes]
+    if not sizes or any(s < 1 for s in sizes) or any(s != t for s, t in zip(sizes, layer_sizes)):
+        raise ValueError(f"layer sizes must be a non-empty list of positive integers, got {list(layer_sizes)}")
+    return sizes
+
+
+def check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_gamma(gamma: float) -> float:
+    gamma = float(gamma)
+    if not gamma == gamma or abs(gamma) == float("inf") or gamma < 0:
+        raise ValueError(f"gamma (diffusion) must be a finite number >= 0, got {gamma}")
+    return gamma

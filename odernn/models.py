@@ -1,0 +1,76 @@
+"""``build_rnn(name, ...)``: every model of both papers by name, and ``count_parameters``.
+
+| name | model | field |
+|---|---|---|
+| antisymmetric | AntisymmetricRNN (eq. 12), W strictly upper triangular | AntisymmetricField |
+| gated | gated AntisymmetricRNN (eq. 13) | GatedAntisymmetricField |
+| afrnn | AFRNN (eq. 17-18 / Theorem 3) | AFRNNField |
+| arnn | ARNN of the AFRNN paper (one antisymmetric layer, full R - R^T) | AntisymmetricField(full) |
+| arnn2 | 2-ARNN (stacked, no feedback) | StackedAntisymmetricField |
+| frnn | FRNN (free feedback matrix) | FRNNField |
+| ablation | eq. 13 with unstructured W (gated; ``gated=False`` for eq. 12) | UnstructuredField |
+| lstm, gru | torch baselines | LSTMBaseline, GRUBaseline |
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
+from torch import nn
+
+from .baselines import GRUBaseline, LSTMBaseline
+from .fields import (AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetricField,
+                     StackedAntisymmetricField, UnstructuredField)
+from .rnn import ODERNN
+
+MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "lstm", "gru")
+ODERNN_OPTIONS = ("substeps", "interpolation", "rtol", "atol", "adjoint", "batch_first", "check_finite", "fast_path")
+SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
+                "ablation": UnstructuredField}
+MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField}
+FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
+                 "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
+                 "ablation": ("gated", "sigma_w", "init"),
+                 **{name: ("coupling", "parameterization", "sigma_w", "init") for name in MULTI_LAYER}}
+DEFAULTS = {"arnn": {"parameterization": "full"}, "ablation": {"gated": True}}
+
+
+def layer_sizes(hidden_size: Union[int, Sequence[int]], num_layers: int) -> list[int]:
+    return [hidden_size] * num_layers if isinstance(hidden_size, int) else list(hidden_size)
+
+
+def check_options(name: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; allowed: {', '.join(allowed)}")
+
+
+def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]], *, solver: str = "euler",
+              step_size: float = 0.01, gamma: float = 0.01, **kw: Any) -> nn.Module:
+    """A sequence module by name (``MODEL_NAMES``). Multi-layer names (afrnn, arnn2, frnn) take ``hidden_size``
+    as an int per layer (``num_layers``, default 2) or a list of layer sizes; lstm/gru take ``num_layers``
+    (default 1). Other keywords go to the field (coupling, parameterization, sigma_w, init, gated) or to
+    ``ODERNN`` (substeps, interpolation, rtol, atol, adjoint, batch_first, check_finite, fast_path)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+    if name in ("lstm", "gru"):
+        check_options(name, kw, ("num_layers", "batch_first"))
+        if not isinstance(hidden_size, int):
+            raise ValueError(f"model {name!r} takes hidden_size as an int, got {hidden_size!r}")
+        cls = LSTMBaseline if name == "lstm" else GRUBaseline
+        return cls(input_size, hidden_size, **kw)
+    num_layers = kw.pop("num_layers", 2) if name in MULTI_LAYER else None
+    check_options(name, kw, FIELD_OPTIONS[name] + ODERNN_OPTIONS)
+    field_kw = {**DEFAULTS.get(name, {}), **{k: v for k, v in kw.items() if k in FIELD_OPTIONS[name]}}
+    rnn_kw = {k: v for k, v in kw.items() if k in ODERNN_OPTIONS}
+    if name in MULTI_LAYER:
+        field = MULTI_LAYER[name](input_size, layer_sizes(hidden_size, num_layers), gamma=gamma, **field_kw)
+    else:
+        if not isinstance(hidden_size, int):
+            raise ValueError(f"model {name!r} has one layer and takes hidden_size as an int, got {hidden_size!r}")
+        field = SINGLE_LAYER[name](input_size, hidden_size, gamma=gamma, **field_kw)
+    return ODERNN(field, solver=solver, step_size=step_size, **rnn_kw)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars (each shared parameter counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
