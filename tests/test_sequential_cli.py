@@ -1,0 +1,106 @@
+"""``python -m experiments sequential``: a CI-sized digits run learns; presets and bad inputs."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from experiments.__main__ import main
+from experiments.presets import PRESETS, get_preset
+from experiments.sequential import add_arguments, resolve_settings
+from odernn import MODEL_NAMES
+
+FAST = ["--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_digits_antisymmetric_beats_chance_and_writes_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "32",
+               "--step-size", "0.1", "--gamma", "0.01", "--epochs", "5", "--batch-size", "64", "--lr", "0.03",
+               "--seed", "0", "--out-dir", str(out), *FAST])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "890 trainable parameters" in printed  # 32*31/2 (W) + 32 (V) + 32 (b) + 33*10 (readout)
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_accuracy"] > 0.5  # chance is 0.1
+    history = json.loads((out / "metrics.json").read_text())
+    assert len(history) == 5 and {"train_loss", "val_accuracy", "val_loss"} <= set(history[0])
+    assert (out / "metrics.csv").read_text().startswith("epoch,")
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("task,model,solver,parameters")
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["n_train"] + config["data"]["n_val"] == 1438 and config["parameters"] == 890
+
+
+def test_preset_gives_paper_row_and_flags_override():
+    s = resolve_settings(_parse("--preset", "afrnn-mnist"))
+    assert (s.task, s.model, s.hidden_size, s.step_size, s.gamma, s.optimizer, s.lr) == \
+        ("mnist", "afrnn", 128, 0.01, 0.001, "adagrad", 0.01)
+    assert s.solver == "partitioned_euler"
+    s = resolve_settings(_parse("--preset", "gated-pmnist", "--task", "digits-permuted", "--lr", "0.2"))
+    assert (s.task, s.model, s.lr, s.sigma_w) == ("digits-permuted", "gated", 0.2, 1.0)
+    assert get_preset("antisymmetric-mnist").epochs_for(54_000, 128) == 119  # 50,000 iterations of 422 batches
+    assert all(p.model in MODEL_NAMES and 0 < p.paper_accuracy < 100 for p in PRESETS.values())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--task", "svhn", "--model", "antisymmetric"], "unknown task 'svhn'; known tasks: digits"),
+    (["--task", "digits", "--model", "transformer"], "unknown model 'transformer'; known models: antisymmetric"),
+    (["--task", "digits", "--model", "gated", "--solver", "rk5"], "unknown solver 'rk5'; known solvers: euler"),
+    (["--preset", "gated-svhn"], "unknown preset 'gated-svhn'; known presets: antisymmetric-mnist"),
+    (["--task", "digits", "--model", "gated", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--task", "digits", "--model", "gated", "--step-size", "0"], "step size must be a positive finite number"),
+    (["--task", "digits", "--model", "gated", "--step-size", "-0.1"], "step size must be a positive finite number"),
+    (["--task", "digits"], "--model is required unless --preset gives it"),
+])
+def test_bad_settings_rejected_before_any_work(argv, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_settings(_parse(*argv))
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    assert main(["sequential", "--task", "mnist", "--model", "antisymmetric", "--out-dir", str(tmp_path), *FAST]) == 2
+    assert "error: task needs MNIST files: pass --data-root" in capsys.readouterr().err
+    rc = main(["sequential", "--task", "mnist", "--model", "antisymmetric", "--data-root", str(tmp_path),
+               "--out-dir", str(tmp_path / "r"), *FAST])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz") in err
+    assert main(["sequential", "--preset", "nope", *FAST]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    rc = main(["sequential", "--task", "digits", "--model", "lstm", "--lr", "-1", "--out-dir", str(tmp_path / "l"),
+               *FAST])
+    assert rc == 2 and "lr must be a positive finite number" in capsys.readouterr().err
+
+
+def test_noise_padded_cifar_trains_through_the_batch_hook(tmp_path, capsys):
+    import pickle
+
+    import numpy as np
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [0, 1]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    out = tmp_path / "run"
+    assert main(["sequential", "--task", "noisy-cifar10", "--model", "antisymmetric", "--hidden-size", "4",
+                 "--epochs", "1", "--batch-size", "4", "--data-root", str(tmp_path), "--val-fraction", "0.2",
+                 "--out-dir", str(out), *FAST]) == 0
+    assert "sequences of 1000 x 96" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["noise"] == "fresh" and config["data"]["padded_length"] == 1000
+    assert config["parameters"] == 6 + 4 * 96 + 4 + 5 * 10  # 4*3/2 (W) + V + b + readout
