@@ -8,7 +8,15 @@ from torch.func import jacrev, vmap
 from odernn import (ODERNN, AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetricField,
                     StackedAntisymmetricField, UnstructuredField)
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """These checks compare against literal transcriptions to 1e-12: float64 throughout."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 EPS = 0.1
 
 
