@@ -27,6 +27,7 @@ import solvers
 from experiments.data import NOISE_MODES, TASKS, SequenceTask, get_task, load_task
 from experiments.io import atomic_write_json, atomic_write_text
 from experiments.presets import PRESETS, Preset, get_preset
+from experiments.stability_gate import add_stability_argument, pre_training_check
 from experiments.training import OPTIMIZERS, FitResult, TrainConfig, evaluate, fit
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
 
@@ -134,8 +135,8 @@ def _csv_line(row: dict[str, Any]) -> str:
 
 
 def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
-                   progress: bool = True, checkpoint_every: int = 0) -> tuple[dict[str, Any], SequenceClassifier,
-                                                                                 FitResult]:
+                   progress: bool = True, checkpoint_every: int = 0,
+                   stability_check: str = "warn") -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
     """Train on ``task.train``, select on ``task.val``, evaluate ``task.test`` once; write the run's files.
 
     Returns the results row (also written to ``results.json`` / ``results.csv``), the selected model and
@@ -151,6 +152,11 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
           f"{task.seq_len} x {task.input_size}; {config.epochs} epochs", flush=True)
     atomic_write_json({"settings": asdict(settings), "train_config": asdict(config), "parameters": n_params,
                        "data": task.info}, out_dir / "config.json")
+    if not resume:
+        x = task.train[:8][0]
+        if task.batch_transform is not None:
+            x = task.batch_transform(x, torch.Generator().manual_seed(settings.seed))
+        pre_training_check(model, x, stability_check)
     result = fit(model, classification_loss, task.train, task.val, config, out_dir, metrics=METRICS,
                  select="accuracy", resume=resume, batch_transform=task.batch_transform)
     test = evaluate(model, classification_loss, task.test, config.batch_size, metrics=METRICS,
@@ -222,6 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/sequential/<...>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N batches")
+    add_stability_argument(parser)
 
 
 def load_task_from_args(args: argparse.Namespace, task: str) -> SequenceTask:
@@ -244,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         task = load_task_from_args(args, settings.task)
         out_dir = args.out_dir or Path("runs") / "sequential" / f"{settings.task}-{settings.model}-{settings.solver}-s{settings.seed}"
         train_and_test(settings, task, out_dir, resume=args.resume, progress=not args.no_progress,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every, stability_check=args.stability_check)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

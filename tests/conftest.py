@@ -9,3 +9,10 @@ def _restore_torch_globals():
     yield
     torch.set_default_dtype(dtype)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def float64():
+    """Run a test with float64 as torch's default dtype (restored afterwards by the guard above)."""
+    torch.set_default_dtype(torch.float64)
+    yield

@@ -10,13 +10,7 @@ from odernn import (ODERNN, AFRNNField, AntisymmetricField, FRNNField, GatedAnti
 
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    """These checks compare against literal transcriptions to 1e-12: float64 throughout."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # literal transcriptions compared to 1e-12
 EPS = 0.1
 
 

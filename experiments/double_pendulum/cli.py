@@ -20,6 +20,7 @@ from experiments.double_pendulum.physics import DoublePendulum
 from experiments.double_pendulum.reference import check_against_scipy
 from experiments.double_pendulum.train import (DISCRETISATIONS, H0_MODES, HIDDEN, Settings, load_predictions,
                                                train_model)
+from experiments.stability_gate import add_stability_argument
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -67,6 +68,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_RUNS, help=f"run folder (default {DEFAULT_RUNS})")
     p.add_argument("--resume", action="store_true", help="continue the runs in --out from their checkpoints")
+    add_stability_argument(p)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (add, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
+        if name == "demo":
+            add_stability_argument(p)
         p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
         p.add_argument("--threads", type=_positive_int, default=1,
                        help="torch intra-op threads (default 1: batch-8 models run fastest on one)")
@@ -139,7 +143,8 @@ def _train(args: argparse.Namespace, reuse: bool = False) -> None:
               f"{s.epochs} epochs)", flush=True)
         run_dir = args.out / s.model
         resume = args.resume or (reuse and (run_dir / CHECKPOINT).is_file())
-        row = train_model(truth, s, run_dir, resume=resume, progress=args.progress)
+        row = train_model(truth, s, run_dir, resume=resume, progress=args.progress,
+                          stability_check=args.stability_check)
         print(f"   test MSE {row['test_mse']:.4f} per element = {row['test_paper_units']:.1f} in the paper's "
               f"units (best epoch {row['best_epoch']}, {row['parameters']:,} parameters, "
               f"{time.perf_counter() - start:.0f} s)", flush=True)
@@ -169,7 +174,8 @@ def _demo(args: argparse.Namespace) -> None:
     common = [] if args.progress else ["--no-progress"]
     _generate(_parse(_add_generate, ["--n", str(DEMO["n"]), "--out", str(data), "--check", "0", *common]))
     _train(_parse(_add_train, ["--data", str(data), "--models", *DEMO["models"], "--epochs", str(DEMO["epochs"]),
-                               "--split", *map(str, DEMO["split"]), "--out", str(args.out), *common]),
+                               "--split", *map(str, DEMO["split"]), "--out", str(args.out),
+                               "--stability-check", args.stability_check, *common]),
            reuse=True)
 
 

@@ -20,6 +20,7 @@ from experiments.double_pendulum.generate import GroundTruth
 from experiments.double_pendulum.table import RESULT_FILE
 from experiments.double_pendulum.task import DEFAULT_SPLIT, make_dataset, mse, paper_units, split
 from experiments.io import atomic_path, atomic_write_json
+from experiments.stability_gate import pre_training_check
 from experiments.training import TrainConfig, evaluate, fit
 from solvers import get_method
 
@@ -120,7 +121,7 @@ def build_model(settings: Settings) -> PendulumPredictor:
 
 
 def train_model(truth: GroundTruth, settings: Settings, run_dir: str | Path, *, resume: bool = False,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, stability_check: str = "warn") -> dict[str, Any]:
     """Fit one model, evaluate its best-on-validation weights on the test set once, write ``result.json``
     and the first test predictions into ``run_dir``; return the result row."""
     run_dir = Path(run_dir)
@@ -128,6 +129,8 @@ def train_model(truth: GroundTruth, settings: Settings, run_dir: str | Path, *, 
     model = build_model(settings)
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
                          seed=settings.seed, progress=progress)
+    if not resume:
+        pre_training_check(model, make_dataset(train_states)[:8][0], stability_check)
     result = fit(model, mse, make_dataset(train_states), make_dataset(val_states), config, run_dir,
                  resume=resume)
     test = make_dataset(test_states)
