@@ -1,8 +1,8 @@
 """``python -m experiments benchmark``: forward+backward time of ODERNN(AntisymmetricField) against torch.nn.RNN
 and torch.nn.LSTM measured in the same run, printed as a markdown table of ratios (DESIGN.md section 8).
 
-Rows: torch.nn.RNN(tanh) (the 1.00x baseline), torch.nn.LSTM, ODERNN euler (the fused scan chosen
-automatically), ODERNN euler through the generic ``rk_step`` scan, ODERNN rk4, and ODERNN euler at 2T.
+Rows: torch.nn.RNN(tanh) (the 1.00x baseline), torch.nn.LSTM, ODERNN euler and rk4 (the fused scan of
+``odernn.fused`` chosen automatically), each also through the generic ``rk_step`` scan, and ODERNN euler at 2T.
 Each time is the median of ``--repeats`` runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are
 interleaved (one run of every model per round), so a change of machine load affects all models alike.
 Targets (issue 3): euler <= 1.0x nn.RNN, rk4 <= 4.5x our euler, doubling T <= 2.2x.
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         ("ODERNN euler", args.T, odernn_step(ODERNN(field, "euler"))),
         ("ODERNN euler, generic scan", args.T, odernn_step(ODERNN(field, "euler", fast_path=False))),
         ("ODERNN rk4", args.T, odernn_step(ODERNN(field, "rk4"))),
+        ("ODERNN rk4, generic scan", args.T, odernn_step(ODERNN(field, "rk4", fast_path=False))),
         ("ODERNN euler", 2 * args.T, odernn_step(ODERNN(field, "euler"))),
     ]
     inputs = {T: torch.randn(args.batch, T, m) for T in (args.T, 2 * args.T)}

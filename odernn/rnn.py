@@ -4,7 +4,8 @@ Time/input alignment: h_k at time k*eps (h_0 at 0), x_k the input on [(k-1)eps, 
 - Fixed solvers (euler, rk4, ...): one scan, ``substeps`` steps of ``solvers.rk_step`` per sample, input
   projection computed once, samples taken by ``unbind``, states collected and stacked. Euler + hold is the
   papers' recurrence h_k = h_{k-1} + eps f(h_{k-1}, x_k). For fields of the form tanh(A h + u) (plain
-  antisymmetric and unstructured) Euler + hold runs the fused scan of ``odernn.fused`` (``fast_path``).
+  antisymmetric and unstructured) every fixed tableau with the held input runs the fused scan of
+  ``odernn.fused`` (``fast_path``).
 - ``partitioned_euler``: the AFRNN authors' Gauss-Seidel update for block fields (layer 1 first, later layers
   see the new states), with the field's cheap per-block derivative.
 - Adaptive solvers (dopri5, bosh3, adaptive_heun): one ``solvers.odeint`` call over the whole grid, in the
@@ -30,7 +31,7 @@ from solvers import SolveStats
 
 from .fields.base import VectorField
 from .fields.single import SingleLayerField
-from .fused import tanh_euler_scan
+from .fused import tanh_rk_scan
 from .inputs import InputPath, check_interpolation
 
 
@@ -82,7 +83,7 @@ class ODERNN(nn.Module):
 
     x is (B, T, input_size) (``batch_first``) or (T, B, input_size); outputs (B, T, state_size) hold h_1..h_T,
     h_n is h_T (B, state_size). ``last_stats`` (``solvers.SolveStats``) describes the last forward.
-    ``fast_path=False`` forces the generic ``rk_step`` scan where the fused Euler scan would be used.
+    ``fast_path=False`` forces the generic ``rk_step`` scan where the fused scan would be used.
     """
 
     def __init__(self, field: VectorField, solver: str = "euler", step_size: float = 0.01, substeps: int = 1,
@@ -163,7 +164,7 @@ class ODERNN(nn.Module):
         h = self.check_input(x, h0)
         x_tm = x.transpose(0, 1) if self.batch_first else x
         if self.uses_fast_path():
-            states, h_n = self.fused_euler(h, x_tm)
+            states, h_n = self.fused_scan(h, x_tm)
         else:
             if self.method.kind == "adaptive":
                 states = self.solve_adaptive(h, x_tm)
@@ -176,16 +177,19 @@ class ODERNN(nn.Module):
         return outputs, h_n
 
     def uses_fast_path(self) -> bool:
-        return (self.fast_path and self.solver == "euler" and not self.adjoint
-                and (self.interpolation == "hold" or self.substeps == 1)
+        """Whether ``forward`` runs the fused scan: a fixed explicit tableau on a plain (non-gated) single-layer
+        field, every stage seeing the held input of its sample (hold, or linear with only c = 0 stages and one
+        substep, where the linear path is evaluated at the left ends only)."""
+        return (self.fast_path and self.method.kind == "fixed" and not self.adjoint
+                and (self.interpolation == "hold" or (self.substeps == 1 and not any(self.method.tableau.c)))
                 and isinstance(self.field, SingleLayerField) and not self.field.gated)
 
-    def fused_euler(self, h: Tensor, x_tm: Tensor) -> tuple[Tensor, Tensor]:
+    def fused_scan(self, h: Tensor, x_tm: Tensor) -> tuple[Tensor, Tensor]:
         steps = x_tm.shape[0] * self.substeps
-        self.last_stats = SolveStats(nfe=steps, n_steps=steps, n_accepted=steps)
+        self.last_stats = SolveStats(nfe=steps * self.method.tableau.stages, n_steps=steps, n_accepted=steps)
         projection = self.field.input
-        return tanh_euler_scan(h, x_tm, projection.weight, projection.bias, self.field.matrices()[0],
-                               self.step_size / self.substeps, self.substeps)
+        return tanh_rk_scan(h, x_tm, projection.weight, projection.bias, self.field.matrices()[0],
+                            self.step_size / self.substeps, self.method.tableau, self.substeps)
 
     def scan(self, h: Tensor, path: InputPath) -> Tensor:
         """Fixed-step and partitioned scans: ``substeps`` steps per sample, states collected and stacked."""

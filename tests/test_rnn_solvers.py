@@ -10,17 +10,10 @@ from scipy.integrate import solve_ivp
 
 import solvers
 from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField, InputPath, UnstructuredField
-from odernn.fused import tanh_euler_scan
+from odernn.fused import BufferPool, tanh_rk_scan
 
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """These checks compare against literal transcriptions to 1e-12: float64 throughout."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # literal transcriptions compared to 1e-12
 
 
 def data(batch=2, steps=6, m=2, seed=0):
@@ -115,40 +108,59 @@ def test_linear_path_values():
     assert torch.equal(InputPath(U, "hold").at(1, 0.9), U[1])
 
 
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk3", "rk4"])
 @pytest.mark.parametrize("substeps", [1, 3])
 @pytest.mark.parametrize("make_field", [lambda: AntisymmetricField(2, 5, gamma=0.2, parameterization="full"),
                                         lambda: AntisymmetricField(2, 5, gamma=0.2),
                                         lambda: UnstructuredField(2, 5)], ids=["full", "triangular", "unstructured"])
-def test_fast_path_equals_generic_path_with_gradients(make_field, substeps):
+def test_fast_path_equals_generic_path_with_gradients(make_field, substeps, solver):
+    """Outputs, h_T and the gradients of every parameter, the input and h0 agree with the rk_step scan."""
     field = make_field()
-    x, h0 = data(batch=3, steps=7), torch.randn(3, 5)
-    fast, generic = (ODERNN(field, step_size=0.3, substeps=substeps, fast_path=fp) for fp in (True, False))
+    x, h0 = data(batch=3, steps=7).requires_grad_(), torch.randn(3, 5, requires_grad=True)
+    fast, generic = (ODERNN(field, solver, step_size=0.3, substeps=substeps, fast_path=fp) for fp in (True, False))
     assert fast.uses_fast_path() and not generic.uses_fast_path()
-    grads = []
+    results = []
     for model in (fast, generic):
-        field.zero_grad()
         outputs, h_n = model(x, h0)
         assert torch.equal(h_n, outputs[:, -1])
-        (outputs.pow(3).sum() + h_n.sum()).backward()
-        grads.append([outputs.detach()] + [p.grad.clone() for p in field.parameters()])
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, atol=1e-12, rtol=1e-10)
+        loss = outputs.pow(3).sum() + h_n.sum()
+        results.append([outputs, *torch.autograd.grad(loss, [*field.parameters(), x, h0])])
+        assert model.last_stats.nfe == 7 * substeps * solvers.get_tableau(solver).stages
+        assert model.last_stats.n_steps == model.last_stats.n_accepted == 7 * substeps
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("substeps", [1, 2])
-def test_fused_scan_gradcheck(substeps):
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "heun", "ralston", "rk3", "rk4", "rk38"])
+@pytest.mark.parametrize("interpolation", ["hold", "linear"])
+def test_fast_path_covers_every_fixed_tableau_with_a_held_input(solver, interpolation):
+    """Linear interpolation changes the input inside an interval unless every stage sits at its left end."""
+    field = AntisymmetricField(2, 4)
+    for substeps in (1, 2):
+        model = ODERNN(field, solver, substeps=substeps, interpolation=interpolation)
+        left_ends_only = solver == "euler" and substeps == 1
+        assert model.uses_fast_path() == (interpolation == "hold" or left_ends_only)
+    assert not ODERNN(GatedAntisymmetricField(2, 4), solver).uses_fast_path()
+    assert not ODERNN(AFRNNField(2, [3, 4]), solver).uses_fast_path()
+    assert not ODERNN(field, solver, fast_path=False).uses_fast_path()
+
+
+@pytest.mark.parametrize("solver,substeps", [("euler", 1), ("euler", 2), ("rk4", 1), ("rk4", 2)])
+def test_fused_scan_gradcheck(solver, substeps):
     gen = torch.Generator().manual_seed(3)
     inputs = [torch.randn(*shape, generator=gen, requires_grad=True) for shape in [(2, 4), (5, 2, 3), (4, 3), (4,), (4, 4)]]
+    tableau = solvers.get_tableau(solver)
     for part in (0, 1):  # all states, and h_T alone (its separate output)
-        assert torch.autograd.gradcheck(lambda *a: tanh_euler_scan(*a, 0.3, substeps)[part], inputs)
+        assert torch.autograd.gradcheck(lambda *a: tanh_rk_scan(*a, 0.3, tableau, substeps)[part], inputs)
 
 
-def test_fused_scan_buffers_survive_interleaved_calls():
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_fused_scan_buffers_survive_interleaved_calls(solver):
     """Pooled work buffers: a second forward before the first backward must not corrupt the first's gradient."""
     field = AntisymmetricField(2, 3)
-    model = ODERNN(field)
+    model = ODERNN(field, solver)
     x1, x2 = data(seed=1), data(seed=2)
-    expected = torch.autograd.grad(ODERNN(field, fast_path=False)(x1)[1].sum(), list(field.parameters()))
+    expected = torch.autograd.grad(ODERNN(field, solver, fast_path=False)(x1)[1].sum(), list(field.parameters()))
     first = model(x1)[1].sum()
     second = model(x2)[1].sum()
     got = torch.autograd.grad(first, list(field.parameters()), retain_graph=True)
@@ -156,6 +168,18 @@ def test_fused_scan_buffers_survive_interleaved_calls():
     torch.autograd.grad(second, list(field.parameters()))
     for e, g, a in zip(expected, got, again):
         assert torch.allclose(e, g, atol=1e-12) and torch.equal(g, a)
+
+
+def test_buffer_pool_reuses_the_smallest_storage_with_room():
+    pool, like = BufferPool(capacity=2), torch.zeros(1)
+    large, small = pool.take((4, 3), like), pool.take((2, 3), like)
+    pool.give(large[1:])  # a view: its whole storage goes back
+    pool.give(small)
+    assert pool.take((0, 3), like).numel() == 0 and len(pool.free) == 2  # empty requests take nothing
+    reused = pool.take((1, 7), like)
+    assert reused.shape == (1, 7) and reused.untyped_storage().data_ptr() == large.untyped_storage().data_ptr()
+    assert pool.take((2, 3), like).untyped_storage().data_ptr() == small.untyped_storage().data_ptr()
+    assert pool.take((2, 3), like).untyped_storage().data_ptr() not in (large.data_ptr(), small.data_ptr())
 
 
 def test_batch_first_false_and_h0():
