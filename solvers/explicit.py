@@ -33,18 +33,6 @@ def weighted_sum(weights: Sequence[float], ks: Sequence[Tensor]) -> Optional[Ten
     return total
 
 
-def axpy(y: Tensor, dt: Time, weights: Sequence[float], ks: Sequence[Tensor]) -> Tensor:
-    """y + dt * sum_i w_i k_i. With a Python ``dt`` each non-zero term is one fused ``torch.add(..., alpha=
-    w_i * dt)`` (one kernel per term, forward and backward); a tensor ``dt`` takes the weighted sum first."""
-    if isinstance(dt, Tensor):
-        incr = weighted_sum(weights, ks)
-        return y if incr is None else y + dt * incr
-    for w, k in zip(weights, ks):
-        if w != 0.0:
-            y = torch.add(y, k, alpha=w * dt)
-    return y
-
-
 def rk_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau,
               k0: Optional[Tensor] = None) -> tuple[Tensor, list[Tensor]]:
     """The new state y + dt * sum_i b_i k_i and the stage derivatives k_1..k_s.
@@ -56,8 +44,11 @@ def rk_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau,
         if i == 0 and k0 is not None:
             ks.append(k0)
             continue
-        ks.append(f(t if ci == 0.0 else t + ci * dt, axpy(y, dt, row[:i], ks)))
-    return axpy(y, dt, tableau.b, ks), ks
+        incr = weighted_sum(row[:i], ks)
+        yi = y if incr is None else y + dt * incr
+        ks.append(f(t if ci == 0.0 else t + ci * dt, yi))
+    incr = weighted_sum(tableau.b, ks)
+    return (y if incr is None else y + dt * incr), ks
 
 
 def rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau) -> Tensor:
