@@ -53,16 +53,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.model not in HIDDEN:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(HIDDEN)}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        self.train_config(progress=False)  # epochs, batch size, learning rate: TrainConfig's checks
         if not (math.isfinite(self.step_size) and self.step_size > 0):
             raise ValueError(f"step size must be a positive finite number, got {self.step_size!r}")
         if not (math.isfinite(self.gamma) and self.gamma >= 0):
             raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"learning rate must be a positive finite number, got {self.lr!r}")
         if self.discretisation not in DISCRETISATIONS:
             raise ValueError(f"unknown discretisation {self.discretisation!r}; known: {', '.join(DISCRETISATIONS)}")
         if self.h0 not in H0_MODES:
@@ -75,6 +70,11 @@ class Settings:
         get_method(self.effective_solver)  # unknown solver: ValueError listing the known ones
         if not (math.isfinite(self.hidden_scale) and self.hidden_scale > 0):
             raise ValueError(f"hidden_scale must be a positive number, got {self.hidden_scale!r}")
+
+    def train_config(self, progress: bool = True) -> TrainConfig:
+        """The shared loop's settings: Adam with ``lr``, batches of ``batch_size``, seeded by ``seed``."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                           progress=progress)
 
     @property
     def effective_solver(self) -> str:
@@ -127,8 +127,7 @@ def train_model(truth: GroundTruth, settings: Settings, run_dir: str | Path, *, 
     run_dir = Path(run_dir)
     train_states, val_states, test_states = split(truth.states, settings.split)
     model = build_model(settings)
-    config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                         seed=settings.seed, progress=progress)
+    config = settings.train_config(progress)
     if not resume:
         pre_training_check(model, make_dataset(train_states)[:8][0], stability_check)
     result = fit(model, mse, make_dataset(train_states), make_dataset(val_states), config, run_dir,
