@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"python -m experiments {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
-    return int(module.run(sub.parse_args(rest)) or 0)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except ValueError as exc:  # bad settings found past argparse: one line, exit status 2, no traceback
+        sub.error(str(exc))
 
 
 if __name__ == "__main__":

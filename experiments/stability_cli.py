@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rnn = build_rnn(args.model, args.input_size, args.hidden, solver=args.solver, step_size=args.step_size,
                     gamma=args.gamma, substeps=args.substeps, sigma_w=args.sigma_w)
+    for option in ("batch", "steps", "input_size"):
+        if getattr(args, option) < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
     x = torch.randn(args.batch, args.steps, args.input_size)
     report = check_stability(rnn, x)
     print(report.summary())

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from solvers import ButcherTableau
 
@@ -120,6 +121,7 @@ class TanhRKScan(torch.autograd.Function):
         return states[substeps::substeps], states[-1].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
         """Per step, gy' in ``grad_h`` and gy accumulated into ``grad_next`` (two buffers, swapped); ``grad_pre``
         holds gs_i / dt. A stage whose gY_i enters some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in

@@ -7,8 +7,18 @@ from torch import Tensor, nn
 
 
 def readout_width(rnn: nn.Module) -> int:
-    part = rnn.readout_slice
+    """Width of the part of the state a head reads; the sequence module must say which (``readout_slice``)."""
+    part = getattr(rnn, "readout_slice", None)
+    if not isinstance(part, slice):
+        raise ValueError(f"a head needs a sequence module with a readout_slice (ODERNN, LSTMBaseline, "
+                         f"GRUBaseline), got {type(rnn).__name__}")
     return part.stop - part.start
+
+
+def check_out_features(name: str, value: int) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 class SequenceClassifier(nn.Module):
@@ -17,7 +27,7 @@ class SequenceClassifier(nn.Module):
     def __init__(self, rnn: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.rnn = rnn
-        self.readout = nn.Linear(readout_width(rnn), num_classes)
+        self.readout = nn.Linear(readout_width(rnn), check_out_features("num_classes", num_classes))
 
     def forward(self, x: Tensor, h0: Optional[Any] = None) -> Tensor:
         _, h_n = self.rnn(x, h0)
@@ -30,7 +40,7 @@ class TrajectoryRegressor(nn.Module):
     def __init__(self, rnn: nn.Module, out_features: int) -> None:
         super().__init__()
         self.rnn = rnn
-        self.readout = nn.Linear(readout_width(rnn), out_features)
+        self.readout = nn.Linear(readout_width(rnn), check_out_features("out_features", out_features))
 
     def forward(self, x: Tensor, h0: Optional[Any] = None) -> Tensor:
         outputs, _ = self.rnn(x, h0)

@@ -48,7 +48,8 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
               step_size: float = 0.01, gamma: float = 0.01, **kw: Any) -> nn.Module:
     """A sequence module by name (``MODEL_NAMES``). Multi-layer names (afrnn, arnn2, frnn) take ``hidden_size``
     as an int per layer (``num_layers``, default 2) or a list of layer sizes; lstm/gru take ``num_layers``
-    (default 1). Other keywords go to the field (coupling, parameterization, sigma_w, init, gated) or to
+    (default 1) and, being discrete-time, ignore ``solver``, ``step_size`` and ``gamma`` (so one command line
+    can sweep over every model). Other keywords go to the field (coupling, parameterization, sigma_w, init, gated) or to
     ``ODERNN`` (substeps, interpolation, rtol, atol, adjoint, batch_first, check_finite, fast_path)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 import solvers
 from solvers import SolveStats
+from solvers.odeint import DEFAULT_MAX_STEPS
 
 from .fields.base import VectorField
 from .fields.single import SingleLayerField
@@ -83,12 +84,15 @@ class ODERNN(nn.Module):
 
     x is (B, T, input_size) (``batch_first``) or (T, B, input_size); outputs (B, T, state_size) hold h_1..h_T,
     h_n is h_T (B, state_size). ``last_stats`` (``solvers.SolveStats``) describes the last forward.
-    ``fast_path=False`` forces the generic ``rk_step`` scan where the fused scan would be used.
+    ``fast_path=False`` forces the generic ``rk_step`` scan where the fused scan would be used (needed for
+    higher-order gradients: the fused scan's hand-written backward is differentiable once).
+    ``rtol``, ``atol`` and ``max_steps`` (step attempts of one solve) apply to the adaptive solvers.
     """
 
     def __init__(self, field: VectorField, solver: str = "euler", step_size: float = 0.01, substeps: int = 1,
                  interpolation: str = "hold", rtol: float = 1e-6, atol: float = 1e-8, adjoint: bool = False,
-                 batch_first: bool = True, check_finite: bool = True, fast_path: bool = True) -> None:
+                 batch_first: bool = True, check_finite: bool = True, fast_path: bool = True,
+                 max_steps: int = DEFAULT_MAX_STEPS) -> None:
         super().__init__()
         if not isinstance(field, VectorField):
             raise ValueError(f"field must be an odernn.fields.VectorField, got {type(field).__name__}")
@@ -98,7 +102,9 @@ class ODERNN(nn.Module):
         self.step_size = check_step_size(step_size)
         self.substeps = check_substeps(substeps)
         self.interpolation = check_interpolation(interpolation)
-        self.rtol, self.atol = float(rtol), float(atol)
+        # the adaptive controller's rules, checked now rather than at the first adaptive forward
+        solvers.StepController(rtol=float(rtol), atol=float(atol), max_steps=int(max_steps))
+        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
         self.batch_first = bool(batch_first)
         self.check_finite = bool(check_finite)
         self.fast_path = bool(fast_path)
@@ -132,6 +138,12 @@ class ODERNN(nn.Module):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
             raise ValueError(f"x must be a 3-D tensor {layout}, got shape {shape}")
+        reference = next(self.field.parameters(), None)
+        if not x.is_floating_point() or (reference is not None and x.dtype != reference.dtype):
+            expected = reference.dtype if reference is not None else "a floating dtype"
+            raise ValueError(f"x has dtype {x.dtype}, the field's parameters are {expected}; convert one to the other")
+        if reference is not None and x.device != reference.device:
+            raise ValueError(f"x is on {x.device}, the field's parameters on {reference.device}; move one to the other")
         if x.shape[-1] != self.field.input_size:
             raise ValueError(f"x has {x.shape[-1]} features, the field expects input_size={self.field.input_size}")
         steps = x.shape[1] if self.batch_first else x.shape[0]
@@ -146,6 +158,10 @@ class ODERNN(nn.Module):
             shape = tuple(h0.shape) if isinstance(h0, Tensor) else type(h0).__name__
             raise ValueError(f"h0 must have shape (batch, state_size) = {(batch, self.field.state_size)}, "
                              f"got {shape}")
+        if h0.dtype != x.dtype or h0.device != x.device:
+            raise ValueError(f"h0 ({h0.dtype} on {h0.device}) must match x ({x.dtype} on {x.device})")
+        if not bool(torch.isfinite(h0).all()):
+            raise ValueError("h0 contains NaN or Inf values")
         return h0
 
     def check_states(self, states: Tensor) -> None:
@@ -238,7 +254,8 @@ class ODERNN(nn.Module):
                               self.step_size, prepared=self.field.prepare())
         grid = torch.arange(rhs.path.length + 1, dtype=h.dtype, device=h.device)
         states, stats = solvers.odeint(rhs, h, grid, method=self.solver, rtol=self.rtol, atol=self.atol,
-                                       adjoint=self.adjoint, return_stats=True, check_finite=False)
+                                       adjoint=self.adjoint, return_stats=True, check_finite=False,
+                                       max_steps=self.max_steps)
         self.last_stats = stats
         return states[1:]
 

@@ -50,6 +50,10 @@ def field_jacobian(field: nn.Module, h: Tensor, u: Tensor, t: float | Tensor = 0
     if h.dim() != 2 or u.dim() != 2 or h.shape[0] != u.shape[0]:
         raise ValueError(f"field_jacobian expects h (B, n) and u (B, p) with the same B; got h {tuple(h.shape)}"
                          f" and u {tuple(u.shape)}")
+    n, p = getattr(field, "state_size", h.shape[1]), getattr(field, "input_proj_size", u.shape[1])
+    if h.shape[1] != n or u.shape[1] != p:
+        raise ValueError(f"{type(field).__name__} has state_size {n} and input_proj_size {p}; got h "
+                         f"{tuple(h.shape)} and u {tuple(u.shape)}")
     f = field.prepare() if hasattr(field, "prepare") else field
 
     def one(h1: Tensor, u1: Tensor) -> Tensor:

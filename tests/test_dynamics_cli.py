@@ -31,9 +31,10 @@ def test_dynamics_runs_under_other_solvers(tmp_path, solver):
     assert json.loads((tmp_path / "afrnn_jacobian.json").read_text())["solver"] == solver
 
 
-def test_dynamics_rejects_unknown_solvers(tmp_path):
-    with pytest.raises(ValueError, match="known methods"):
+def test_dynamics_rejects_unknown_solvers(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["dynamics", "--solver", "nope", "--out-dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "known methods" in capsys.readouterr().err
 
 
 def test_stability_command_draws_the_cloud_and_reports(tmp_path, capsys):
