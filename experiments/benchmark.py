@@ -1,11 +1,13 @@
 """``python -m experiments benchmark``: forward+backward time of ODERNN(AntisymmetricField) against torch.nn.RNN
-and torch.nn.LSTM measured in the same run, printed as a markdown table of ratios (DESIGN.md section 8).
+and torch.nn.LSTM measured in the same run, printed as a markdown table of ratios .
 
 Rows: torch.nn.RNN(tanh) (the 1.00x baseline), torch.nn.LSTM, ODERNN euler and rk4 (the fused scan of
-``odernn.fused`` chosen automatically), each also through the generic ``rk_step`` scan, and ODERNN euler at 2T.
+``odernn.fused`` chosen automatically), each also through the generic stepped scan, ODERNN euler at 2T, the
+gated field under euler and AFRNN with two layers of H units under euler and partitioned_euler (fused too).
 Each time is the median of ``--repeats`` runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are
 interleaved (one run of every model per round), so a change of machine load affects all models alike.
-Targets (issue 3): euler <= 1.0x nn.RNN, rk4 <= 4.5x our euler, doubling T <= 2.2x.
+Targets: euler <= 1.0x nn.RNN, rk4 <= 4.5x our euler, doubling T <= 2.2x, gated euler <= 2.2x our euler,
+AFRNN 2xH under euler and partitioned_euler <= 4.3x our euler (its coupling matrix has 4x the multiply-adds).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from odernn import ODERNN, AntisymmetricField
+from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     m, hidden = args.input_size, args.hidden
     field = AntisymmetricField(m, hidden, gamma=0.01)
+    gated = GatedAntisymmetricField(m, hidden, gamma=0.01)
+    afrnn = AFRNNField(m, [hidden, hidden], gamma=0.01)
     cases = [
         ("torch.nn.RNN(tanh)", args.T, torch_rnn_step(nn.RNN(m, hidden, nonlinearity="tanh", batch_first=True))),
         ("torch.nn.LSTM", args.T, torch_rnn_step(nn.LSTM(m, hidden, batch_first=True))),
@@ -84,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         ("ODERNN rk4", args.T, odernn_step(ODERNN(field, "rk4"))),
         ("ODERNN rk4, generic scan", args.T, odernn_step(ODERNN(field, "rk4", fast_path=False))),
         ("ODERNN euler", 2 * args.T, odernn_step(ODERNN(field, "euler"))),
+        ("ODERNN gated euler", args.T, odernn_step(ODERNN(gated, "euler"))),
+        (f"ODERNN AFRNN 2x{hidden} euler", args.T, odernn_step(ODERNN(afrnn, "euler"))),
+        (f"ODERNN AFRNN 2x{hidden} partitioned_euler", args.T, odernn_step(ODERNN(afrnn, "partitioned_euler"))),
     ]
     inputs = {T: torch.randn(args.batch, T, m) for T in (args.T, 2 * args.T)}
     times = interleaved_medians(cases, inputs, args.repeats, args.warmup, not args.no_progress)
@@ -97,5 +104,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"| {name} | {T} | {1e3 * seconds:.1f} | {seconds / base:.2f}x | {seconds / same_t:.2f}x |")
     doubling = times["ODERNN euler", 2 * args.T] / euler
     print(f"\ntargets: euler {euler / base:.2f}x nn.RNN (<= 1.0), "
-          f"rk4 {times['ODERNN rk4', args.T] / euler:.2f}x euler (<= 4.5), doubling T {doubling:.2f}x (<= 2.2)")
+          f"rk4 {times['ODERNN rk4', args.T] / euler:.2f}x euler (<= 4.5), doubling T {doubling:.2f}x (<= 2.2), "
+          f"gated euler {times['ODERNN gated euler', args.T] / euler:.2f}x euler (<= 2.2), "
+          f"AFRNN euler {times[f'ODERNN AFRNN 2x{hidden} euler', args.T] / euler:.2f}x and partitioned_euler "
+          f"{times[f'ODERNN AFRNN 2x{hidden} partitioned_euler', args.T] / euler:.2f}x euler (<= 4.3)")
     return 0

@@ -1,25 +1,44 @@
-"""Fused explicit Runge-Kutta scan for fields of the form f(h, u) = tanh(A h + u), u = V x + b held per sample.
+"""Fused scans with hand-written BPTT for fields f(h, u) = act(A h + u), u = V x + b held per sample.
 
-One step of size dt of the tableau (c, A_rk, b_rk) with s stages (written a_il, b_i), ``substeps`` steps per
-input sample, every stage seeing the held input u_k of its sample (DESIGN.md section 8):
+Explicit Runge-Kutta (``tanh_rk_scan``). One step of size dt of the tableau (c, A_rk, b_rk) with s stages
+(written a_il, b_i), ``substeps`` steps per input sample, every stage seeing the held input u_k of its sample:
 
-    Y_i = y + dt * sum_{l<i} a_il k_l,   k_i = tanh(Y_i A^T + u_k),   y' = y + dt * sum_i b_i k_i.
+    Y_i = y + dt * sum_{l<i} a_il k_l,   k_i = act(Y_i A^T, u_k),   y' = y + dt * sum_i b_i k_i,
 
-Forward Euler (s = 1, Y_1 = y) is the papers' recurrence (eq. 10 / 12); it is the one-stage case of the same
-code. A ``torch.autograd.Function`` whose backward is hand-written BPTT: it saves every state, every stage
-input Y_i (i > 1) and every tanh output k_i, and walks each step's stages in reverse, with gy' = dL/dy':
+with act(s, u) = tanh(s + u) (AntisymmetricRNN, eq. 12) or, ``gated``, u = [u_z, u_h] and
+act(s, u) = sigmoid(s + u_z) * tanh(s + u_h) (gated AntisymmetricRNN, eq. 13: A shared by gate and update,
+one matmul per stage). Forward Euler (s = 1, Y_1 = y) is the papers' recurrence; it is the one-stage case of
+the same walk. The backward walks each step's stages in reverse, with gy' = dL/dy':
 
-    gk_i = dt * (b_i gy' + sum_{l>i} a_li gY_l),   gs_i = gk_i * (1 - k_i^2),   gY_i = gs_i A,
+    gk_i = dt * (b_i gy' + sum_{l>i} a_li gY_l),   gs_i = d act / d s (gk_i),   gY_i = gs_i A,
     gy = gy' + sum_i gY_i,
 
-one matmul and one fused elementwise pass (aten's tanh_backward) per stage. The gradients of A, V and b are
-sums over all steps and stages of gs_i^T Y_i, gs_i^T x_k and gs_i: single large matmuls at the end. The last
-state is a separate output, so a loss on h_T alone (a classifier) adds nothing per step. The input
-projection happens inside, so the work buffers (projected inputs, stage inputs, tanh outputs, pre-activation
+one matmul per stage and one fused elementwise pass (aten's tanh_backward) for tanh; the gated activation
+keeps its two derivative factors sigmoid'(.) tanh(.) and sigmoid(.) tanh'(.) from the forward, so its
+backward is one broadcast product (the gradient of [u_z, u_h]) and one add (gs_i). The activation is a pair
+of small pieces (``TanhActivation``, ``GatedTanhActivation``) that the one tableau walk calls.
+
+Partitioned (Gauss-Seidel) Euler (``tanh_gauss_seidel_scan``) over blocks h = (h_1, ..., h_m) with rows
+C_i of the coupling matrix C (the scheme of ``solvers.partitioned_euler_step``; Hairer, Lubich, Wanner,
+*Geometric Numerical Integration*, eq. I.1.9, for two blocks):
+
+    y_i' = y_i + dt * tanh(z_i C_i^T + u_i),   z_i = (y_1', ..., y_{i-1}', y_i, ..., y_m),
+
+computed in place in the next state's row (z_i is that row just before block i is written), and its
+adjoint walks the blocks in reverse on one gradient row: gs_i = tanh'(.) g_i (g_i the block i columns),
+g += dt gs_i C_i, also in place.
+
+Both are ``torch.autograd.Function``s whose hand-written backward is differentiable once. The gradient of
+A (C) is the sum over all steps and stages of gs_i^T Y_i: one large matmul at the end (two per block for
+Gauss-Seidel). Those of x, V and b are taken sample by sample inside the walk from g_u = dL/du summed over
+the sample's stages and substeps, while it is in cache (``InputGradients``). The last state is a separate
+output, so a loss on h_T alone (a classifier) adds nothing per step.
+The input projection happens inside, so the work buffers (projected inputs, stage records, pre-activation
 gradients) never leave this module and are reused across calls from a small pool: fresh buffers of this
-size cost page faults on every call (DESIGN.md section 8). Saved buffers return to the pool only when the
-autograd node that saved them is freed, so retained graphs and repeated backward passes stay correct. The
-scan equals the generic ``solvers.rk_step`` scan (tested to rounding, and by gradcheck in float64).
+size cost page faults on every call. Saved buffers return to the pool only when the autograd node that
+saved them is freed, so retained graphs and repeated backward passes stay correct. The scans equal the
+generic ``solvers.rk_step`` and ``solvers.partitioned_euler_step`` scans (tested to rounding, and by
+gradcheck in float64).
 """
 from __future__ import annotations
 
@@ -34,6 +53,7 @@ from torch.autograd.function import once_differentiable
 from solvers import ButcherTableau
 
 tanh_backward = torch.ops.aten.tanh_backward.grad_input
+sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 
 
 class BufferPool:
@@ -84,95 +104,326 @@ def combine(terms: Sequence[tuple[float, Tensor]], out: Tensor, alias: bool = Fa
     return out
 
 
+class TanhActivation:
+    """k = tanh(Y A^T + u). The record kept per stage for the backward is k itself (tanh' = 1 - k^2); the
+    gradient of u is that of the pre-activation s = Y A^T, so both live in one buffer."""
+
+    width = 1  # columns of u (and of the record) per state unit
+
+    def __init__(self, stages: int, batch: int, n: int, like: Tensor) -> None:
+        pass
+
+    def forward(self, i: int, u: Tensor, y: Tensor, matrix_t: Tensor, record: Tensor) -> Tensor:
+        """k_i of stage ``i`` from its input ``y`` (B, n) and held input ``u``, writing ``record``."""
+        torch.addmm(u, y, matrix_t, out=record)
+        return record.tanh_()
+
+    @staticmethod
+    def backward(grad_k: Tensor, record: Tensor, grad_u: Tensor, grad_s: Optional[Tensor]) -> Tensor:
+        """Writes dL/du into ``grad_u`` and returns dL/ds (here the same tensor)."""
+        return tanh_backward(grad_k, record, grad_input=grad_u)
+
+
+class GatedTanhActivation:
+    """k = sigmoid(s + u_z) * tanh(s + u_h), s = Y A^T, u = [u_z, u_h] (B, 2n). The record is the pair of
+    derivative factors [dk/du_z, dk/du_h] = [sigmoid'(.) tanh(.), sigmoid(.) tanh'(.)] (B, 2n), so the
+    backward is grad_u = gk * record (one broadcast product) and dL/ds = the sum of its halves (one add).
+    The stage outputs k_i of the current step live in a small scratch buffer (only the step needs them)."""
+
+    width = 2
+
+    def __init__(self, stages: int, batch: int, n: int, like: Tensor) -> None:
+        self.pre = like.new_empty(batch, n)
+        self.gates = like.new_empty(batch, 2, n)
+        self.ks = like.new_empty(stages, batch, n)
+
+    def forward(self, i: int, u: Tensor, y: Tensor, matrix_t: Tensor, record: Tensor) -> Tensor:
+        torch.mm(y, matrix_t, out=self.pre)
+        batch, n = self.pre.shape
+        gate, update = torch.add(u.view(batch, 2, n), self.pre.unsqueeze(1), out=self.gates).unbind(1)
+        gate.sigmoid_()
+        update.tanh_()
+        d_gate, d_update = record.view(batch, 2, n).unbind(1)
+        sigmoid_backward(update, gate, grad_input=d_gate)
+        tanh_backward(gate, update, grad_input=d_update)
+        return torch.mul(gate, update, out=self.ks[i])
+
+    @staticmethod
+    def backward(grad_k: Tensor, record: Tensor, grad_u: Tensor, grad_s: Optional[Tensor]) -> Tensor:
+        batch, n = grad_k.shape
+        grad_gate, grad_update = torch.mul(record.view(batch, 2, n), grad_k.unsqueeze(1),
+                                           out=grad_u.view(batch, 2, n)).unbind(1)
+        return torch.add(grad_gate, grad_update, out=grad_s)
+
+
+def check_explicit(tableau: ButcherTableau) -> None:
+    if any(a != 0.0 for i, row in enumerate(tableau.A) for a in row[i:]):
+        raise ValueError(f"the fused scan walks explicit tableaus only; {tableau.name!r} has a nonzero entry on "
+                         f"or above the diagonal of A (an implicit method)")
+
+
+class InputGradients:
+    """dL/dx, dL/dV and dL/db accumulated sample by sample inside the backward walk, while dL/du of the sample
+    (its stages and substeps summed: the held u_k is seen by all of them) is still in cache: dL/dx_k = g V,
+    dL/dV += g^T x_k, and a (B, w) running sum of g whose column sums are dL/db. Storing dL/du of every step
+    for large matmuls at the end would move it through memory three times. Values are dL/du / dt (the walks'
+    convention); ``result`` scales by dt."""
+
+    def __init__(self, ctx, x: Tensor, weight: Tensor, batch: int, parts: int) -> None:
+        self.need_x, self.need_weight, self.need_bias = ctx.needs_input_grad[1:4]
+        self.active = self.need_x or self.need_weight or self.need_bias
+        self.x, self.weight = x, weight
+        width = weight.shape[0]
+        self.grad_x = torch.empty_like(x) if self.need_x else None
+        self.grad_weight = torch.zeros_like(weight) if self.need_weight else None
+        self.bias_rows = weight.new_zeros(batch, width) if self.need_bias else None
+        self.total = weight.new_empty(batch, width) if parts > 1 else None  # sum over stages and substeps
+        self.empty = True
+
+    def add(self, grad_u: Tensor) -> None:
+        """One stage of one step: dL/du / dt (B, w)."""
+        if not self.active:
+            return
+        if self.total is None:
+            self.current = grad_u
+        elif self.empty:
+            self.total.copy_(grad_u)
+        else:
+            self.total.add_(grad_u)
+        self.empty = False
+
+    def finish(self, k: int) -> None:
+        """All stages and substeps of sample k are in."""
+        if not self.active:
+            return
+        total = self.current if self.total is None else self.total
+        if self.need_x:
+            torch.mm(total, self.weight, out=self.grad_x[k])
+        if self.need_weight:
+            self.grad_weight.addmm_(total.T, self.x[k])
+        if self.need_bias:
+            self.bias_rows.add_(total)
+        self.empty = True
+
+    def result(self, dt: float) -> list[Optional[Tensor]]:
+        return [None if self.grad_x is None else self.grad_x.mul_(dt),
+                None if self.grad_weight is None else self.grad_weight.mul_(dt),
+                None if self.bias_rows is None else self.bias_rows.sum(0).mul_(dt)]
+
+
+def project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """u = x V^T + b for every sample, (T, B, rows of V), in a pool buffer."""
+    projected = POOL.take((x.shape[0], x.shape[1], weight.shape[0]), x)
+    torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.T, out=projected.view(-1, weight.shape[0]))
+    return projected
+
+
 class TanhRKScan(torch.autograd.Function):
-    """``apply(h0 (B, n), x (T, B, m), V (n, m), b (n,), A (n, n), dt, tableau, substeps)``
-    ``-> (states (T, B, n), h_T)``."""
+    """``apply(h0 (B, n), x (T, B, m), V (w n, m), b (w n,), A (n, n), dt, tableau, substeps, gated)``
+    ``-> (states (T, B, n), h_T)``; w = 2 when ``gated`` (u = [u_z, u_h]), else 1."""
 
     @staticmethod
     def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
-                tableau: ButcherTableau, substeps: int) -> tuple[Tensor, Tensor]:
+                tableau: ButcherTableau, substeps: int, gated: bool) -> tuple[Tensor, Tensor]:
         length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
         steps, stages = length * substeps, tableau.stages
-        projected = POOL.take((length, batch, n), h0)
-        torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.T, out=projected.view(-1, n))
+        act = (GatedTanhActivation if gated else TanhActivation)(stages, batch, n, h0)
+        projected = project(x, weight, bias)
         states = h0.new_empty(steps + 1, batch, n)
         stage_inputs = POOL.take((stages - 1, steps, batch, n), h0)  # Y_2..Y_s of every step
-        acts = POOL.take((stages, steps, batch, n), h0)  # k_1..k_s of every step
+        records = POOL.take((stages, steps, batch, act.width * n), h0)
         states[0] = h0
         matrix_t = matrix.T
-        ys, us = states.unbind(0), projected.unbind(0)
-        ks, inputs = [k.unbind(0) for k in acts], [None, *(y.unbind(0) for y in stage_inputs)]
+        ys, us, rec = states.unbind(0), projected.unbind(0), [r.unbind(0) for r in records]
+        inputs = [None, *(y.unbind(0) for y in stage_inputs)]
         rows = [[(dt * a, l) for l, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(tableau.A)]
         weights = [(dt * w, i) for i, w in enumerate(tableau.b) if w != 0.0]
+        ks: list[Tensor] = [h0] * stages
         for j in range(steps):
             y, u = ys[j], us[j // substeps]
             for i in range(stages):
-                stage_input = y if i == 0 else combine([(1.0, y)] + [(c, ks[l][j]) for c, l in rows[i]],
-                                                       inputs[i][j])
-                torch.addmm(u, stage_input, matrix_t, out=ks[i][j])
-                ks[i][j].tanh_()
-            combine([(1.0, y)] + [(c, ks[i][j]) for c, i in weights], ys[j + 1])
+                stage_input = y if i == 0 else combine([(1.0, y)] + [(c, ks[l]) for c, l in rows[i]], inputs[i][j])
+                ks[i] = act.forward(i, u, stage_input, matrix_t, rec[i][j])
+            combine([(1.0, y)] + [(c, ks[i]) for c, i in weights], ys[j + 1])
         POOL.give(projected)
-        weakref.finalize(ctx, POOL.give, acts)
+        weakref.finalize(ctx, POOL.give, records)
         weakref.finalize(ctx, POOL.give, stage_inputs)
-        ctx.save_for_backward(states, stage_inputs, acts, x, weight, matrix)
-        ctx.dt, ctx.tableau, ctx.substeps = dt, tableau, substeps
+        ctx.save_for_backward(states, stage_inputs, records, x, weight, matrix)
+        ctx.dt, ctx.tableau, ctx.substeps, ctx.gated = dt, tableau, substeps, gated
         ctx.set_materialize_grads(False)
         return states[substeps::substeps], states[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
-        """Per step, gy' in ``grad_h`` and gy accumulated into ``grad_next`` (two buffers, swapped); ``grad_pre``
-        holds gs_i / dt. A stage whose gY_i enters some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in
-        ``kept``, scale_i = dt * a_ip for the largest such p, so gk_p / dt = b_p gy' + kept_i is one fused add."""
-        states, stage_inputs, acts, x, weight, matrix = ctx.saved_tensors
-        dt, tableau, substeps = ctx.dt, ctx.tableau, ctx.substeps
-        stages, steps, batch, n = acts.shape
+        """Per step, gy' in ``grad_h`` and gy accumulated into ``grad_next`` (two buffers, swapped; the first
+        stage written writes gy' + gY_s, no copy); ``grad_s`` keeps dL/ds / dt of every stage and step for
+        dL/dA, and dL/du / dt goes to ``InputGradients`` (for tanh it is dL/ds itself; gated, a scratch row
+        of width 2n). A stage whose gY_i enters some gk_p (a_ip != 0,
+        p < i) keeps scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the largest such p, so
+        gk_p / dt = b_p gy' + kept_i is one fused add."""
+        states, stage_inputs, records, x, weight, matrix = ctx.saved_tensors
+        dt, tableau, substeps, gated = ctx.dt, ctx.tableau, ctx.substeps, ctx.gated
+        act = GatedTanhActivation if gated else TanhActivation
+        stages, steps, batch, width = records.shape
+        n = matrix.shape[0]
         a, b = tableau.A, tableau.b
         scale = [dt * next((c for c in reversed(row[:i]) if c != 0.0), 0.0) for i, row in enumerate(a)]
         uses = [[(dt * a[l][i] / scale[l], l) for l in range(i + 1, stages) if a[l][i] != 0.0]
                 for i in range(stages)]  # gk_i / dt = b_i gy' + sum_l uses * kept_l
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
         grad_next = torch.empty_like(grad_h)
-        grad_pre = POOL.take(acts.shape, acts)  # gs_i / dt: (1 - k_i^2) gk_i / dt
+        inputs = InputGradients(ctx, x, weight, batch, stages * substeps)
+        # gated: dL/du per stage in a scratch row, dL/ds kept for dL/dA; tanh: one buffer for both, kept
+        grad_s = POOL.take((stages, steps, batch, n), records)
+        grad_u = grad_s.new_empty(batch, width) if gated else None
         kept = grad_h.new_empty(stages, batch, n)
         grad_k = grad_h.new_empty(batch, n)
-        ks, gs = [k.unbind(0) for k in acts], [g.unbind(0) for g in grad_pre]
+        rec, gs = [r.unbind(0) for r in records], [g.unbind(0) for g in grad_s]
         for j in reversed(range(steps)):
             if grad_states is not None and (j + 1) % substeps == 0:
                 grad_h.add_(grad_states[(j + 1) // substeps - 1])
-            grad_next.copy_(grad_h)
+            first = True  # grad_next not yet written this step: the first write adds grad_h
             for i in reversed(range(stages)):
                 terms = [(b[i], grad_h)] + [(c, kept[l]) for c, l in uses[i]]
-                tanh_backward(combine(terms, grad_k, alias=True), ks[i][j], grad_input=gs[i][j])
+                g_u = gs[i][j] if grad_u is None else grad_u
+                g = act.backward(combine(terms, grad_k, alias=True), rec[i][j], g_u, gs[i][j])
+                inputs.add(g_u)
                 if scale[i]:
-                    torch.addmm(kept[i], gs[i][j], matrix, beta=0.0, alpha=scale[i], out=kept[i])
-                    grad_next.add_(kept[i], alpha=dt / scale[i])
+                    torch.addmm(kept[i], g, matrix, beta=0.0, alpha=scale[i], out=kept[i])
+                    if first:
+                        torch.add(grad_h, kept[i], alpha=dt / scale[i], out=grad_next)
+                    else:
+                        grad_next.add_(kept[i], alpha=dt / scale[i])
+                elif first:
+                    torch.addmm(grad_h, g, matrix, alpha=dt, out=grad_next)
                 else:
-                    grad_next.addmm_(gs[i][j], matrix, alpha=dt)
+                    grad_next.addmm_(g, matrix, alpha=dt)
+                first = False
+            if j % substeps == 0:
+                inputs.finish(j // substeps)
             grad_h, grad_next = grad_next, grad_h
-        blocks = grad_pre.view(stages, -1, substeps, batch, n)
-        per_sample = blocks[0, :, 0] if stages * substeps == 1 else blocks.sum((0, 2))
-        flat = per_sample.reshape(-1, n)
-        m = x.shape[-1]
-        grads = [grad_h, None, None, None, None]
-        if ctx.needs_input_grad[1]:
-            grads[1] = (flat @ weight).mul_(dt).view(x.shape)
-        if ctx.needs_input_grad[2]:
-            grads[2] = (flat.T @ x.reshape(-1, m)).mul_(dt)
-        if ctx.needs_input_grad[3]:
-            grads[3] = flat.sum(0).mul_(dt)
+        grads = [grad_h, *inputs.result(dt), None]
         if ctx.needs_input_grad[4]:
-            first = grad_pre[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
-            later = torch.addmm(first, grad_pre[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
+            first = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
+            later = torch.addmm(first, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
             grads[4] = later.mul_(dt)
-        POOL.give(grad_pre)
+        POOL.give(grad_s)
+        return (*grads, None, None, None, None)
+
+
+class TanhGaussSeidelScan(torch.autograd.Function):
+    """``apply(h0 (B, n), x (T, B, m), V (n, m), b (n,), C (n, n), dt, sizes, substeps)``
+    ``-> (states (T, B, n), h_T)``: partitioned Euler over blocks of ``sizes``."""
+
+    @staticmethod
+    def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
+                sizes: tuple[int, ...], substeps: int) -> tuple[Tensor, Tensor]:
+        length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
+        steps = length * substeps
+        act = TanhActivation(1, batch, n, h0)
+        projected = project(x, weight, bias)
+        states = h0.new_empty(steps + 1, batch, n)
+        acts = POOL.take((steps, batch, n), h0)  # k of every block, in its columns
+        states[0] = h0
+        blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
+        transposed = [matrix[block].T for block in blocks]  # C_i^T (n, n_i)
+        ys, us, ks = states.unbind(0), projected.unbind(0), acts.unbind(0)
+        for j in range(steps):
+            y, nxt, u = ys[j], ys[j + 1], us[j // substeps]
+            if len(sizes) > 1:
+                nxt[:, sizes[0]:] = y[:, sizes[0]:]  # blocks > 1 old in the row that becomes z_2
+            for i, block in enumerate(blocks):
+                k = act.forward(0, u[:, block], y if i == 0 else nxt, transposed[i], ks[j][:, block])
+                if i == 0:
+                    torch.add(y[:, block], k, alpha=dt, out=nxt[:, block])
+                else:
+                    nxt[:, block].add_(k, alpha=dt)
+        POOL.give(projected)
+        weakref.finalize(ctx, POOL.give, acts)
+        ctx.save_for_backward(states, acts, x, weight, matrix)
+        ctx.dt, ctx.sizes, ctx.substeps = dt, sizes, substeps
+        ctx.set_materialize_grads(False)
+        return states[substeps::substeps], states[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
+        """One gradient row ``grad_h``, updated in place block by block in reverse; ``grad_u`` keeps
+        dL/du / dt = dL/ds / dt of every step (block i's columns from sweep i). dL/dC_i = dt sum gs_i^T z_i with z_i's columns before
+        block i from the new state and the rest from the old one: two large matmuls per block at the end."""
+        states, acts, x, weight, matrix = ctx.saved_tensors
+        dt, sizes, substeps = ctx.dt, ctx.sizes, ctx.substeps
+        steps, batch, n = acts.shape
+        blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
+        rows = [matrix[block] for block in blocks]  # C_i (n_i, n)
+        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
+        grad_u = POOL.take(acts.shape, acts)
+        ks, gu = acts.unbind(0), grad_u.unbind(0)
+        inputs = InputGradients(ctx, x, weight, batch, substeps)
+        for j in reversed(range(steps)):
+            if grad_states is not None and (j + 1) % substeps == 0:
+                grad_h.add_(grad_states[(j + 1) // substeps - 1])
+            for i in reversed(range(len(blocks))):
+                block = blocks[i]
+                g = TanhActivation.backward(grad_h[:, block], ks[j][:, block], gu[j][:, block], None)
+                grad_h.addmm_(g, rows[i], alpha=dt)
+            inputs.add(gu[j])
+            if j % substeps == 0:
+                inputs.finish(j // substeps)
+        grads = [grad_h, *inputs.result(dt), None]
+        if ctx.needs_input_grad[4]:
+            grad_c = matrix.new_empty(matrix.shape)
+            flat_g = grad_u.view(-1, n)
+            new, old = states[1:].reshape(-1, n), states[:-1].reshape(-1, n)
+            for block in blocks:
+                torch.mm(flat_g[:, block].T, new[:, :block.start], out=grad_c[block, :block.start])
+                torch.mm(flat_g[:, block].T, old[:, block.start:], out=grad_c[block, block.start:])
+            grads[4] = grad_c.mul_(dt)
+        POOL.give(grad_u)
         return (*grads, None, None, None)
 
 
+def offsets(sizes: Sequence[int]) -> list[int]:
+    return [sum(sizes[:i]) for i in range(len(sizes))]
+
+
+def check_shapes(h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, rows: int) -> None:
+    n = h0.shape[-1]
+    if h0.dim() != 2 or x.dim() != 3 or x.shape[1] != h0.shape[0]:
+        raise ValueError(f"expected h0 (B, n) and time-major x (T, B, m) with the same B, got h0 "
+                         f"{tuple(h0.shape)} and x {tuple(x.shape)}")
+    expected = {"weight": (rows, x.shape[-1]), "bias": (rows,), "matrix": (n, n)}
+    for name, tensor in (("weight", weight), ("bias", bias), ("matrix", matrix)):
+        if tuple(tensor.shape) != expected[name]:
+            raise ValueError(f"{name} must be {expected[name]} for n={n} state units and m={x.shape[-1]} "
+                             f"inputs, got {tuple(tensor.shape)}")
+
+
 def tanh_rk_scan(h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
-                 tableau: ButcherTableau, substeps: int = 1) -> tuple[Tensor, Tensor]:
-    """(states (T, B, n), h_T) of the fused scan; ``x`` is time-major (T, B, m), the projection V x + b; steps
-    of size ``dt`` of the explicit ``tableau``, ``substeps`` per sample."""
-    return TanhRKScan.apply(h0, x.contiguous(), weight, bias, matrix, float(dt), tableau, int(substeps))
+                 tableau: ButcherTableau, substeps: int = 1, gated: bool = False) -> tuple[Tensor, Tensor]:
+    """(states (T, B, n), h_T) of the fused scan of f(h, u) = tanh(A h + u) (or, ``gated``, eq. 13's
+    sigmoid(A h + u_z) * tanh(A h + u_h)); ``x`` is time-major (T, B, m), the projection u = V x + b with V
+    (n, m) and b (n,), or (2n, m) and (2n,) when gated (first half the gate); steps of size ``dt`` of the
+    explicit ``tableau``, ``substeps`` per sample."""
+    check_explicit(tableau)
+    check_shapes(h0, x, weight, bias, matrix, h0.shape[-1] * (2 if gated else 1))
+    return TanhRKScan.apply(h0, x.contiguous(), weight, bias, matrix, float(dt), tableau, int(substeps),
+                            bool(gated))
+
+
+def tanh_gauss_seidel_scan(h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
+                           sizes: Sequence[int], substeps: int = 1) -> tuple[Tensor, Tensor]:
+    """(states (T, B, n), h_T) of partitioned (Gauss-Seidel) Euler over blocks of ``sizes`` (summing to n) of
+    f(h, u) = tanh(h C^T + u): block i moves by dt * tanh(z_i C[block i]^T + u[:, block i]), z_i the state
+    with blocks before i already new (``solvers.partitioned_euler_step``). ``x`` time-major (T, B, m),
+    V (n, m), b (n,), C (n, n); ``substeps`` steps of size ``dt`` per sample."""
+    n = h0.shape[-1]
+    try:
+        sizes = tuple(int(s) for s in sizes)
+    except TypeError:
+        raise ValueError(f"sizes must be a sequence of positive block sizes, got {sizes!r}") from None
+    if not sizes or any(s <= 0 for s in sizes) or sum(sizes) != n:
+        raise ValueError(f"sizes must be positive block sizes summing to the state size {n}, got {sizes}")
+    check_shapes(h0, x, weight, bias, matrix, n)
+    return TanhGaussSeidelScan.apply(h0, x.contiguous(), weight, bias, matrix, float(dt), sizes, int(substeps))

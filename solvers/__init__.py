@@ -1,11 +1,13 @@
 """solvers: numerical integration of any ``f(t, y) -> dy/dt`` (torchdiffeq's convention).
 
-Explicit Runge-Kutta methods from Butcher tableaus, embedded adaptive pairs with a step-size controller
+Explicit and implicit Runge-Kutta methods from Butcher tableaus (implicit stages solved by Newton's
+method, differentiated by the implicit function theorem), embedded adaptive pairs with a step-size controller
 that steps onto every output time, partitioned (Gauss-Seidel) Euler, torchdiffeq as an optional backend,
 and stability regions of the methods. Knows nothing about neural networks.
 """
 from solvers.controller import StepController
 from solvers.explicit import rk_step
+from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, implicit_rk_step
 from solvers.odeint import odeint
 from solvers.partitioned import partitioned_euler_step
 from solvers.registry import Method, available, get_method, get_tableau
@@ -15,6 +17,7 @@ from solvers.tableaus import ButcherTableau
 
 __all__ = [
     "ButcherTableau", "Method", "get_tableau", "get_method", "available", "rk_step",
+    "implicit_rk_step", "NewtonOptions", "NewtonCounter", "NewtonError",
     "partitioned_euler_step", "odeint", "SolveStats", "StepController",
     "stability_function", "in_stability_region", "imaginary_axis_limit", "plot_stability_region",
 ]

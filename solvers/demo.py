@@ -10,7 +10,7 @@ from solvers.odeint import odeint
 from solvers.problems import random_linear_problem
 from solvers.registry import available, get_method
 
-HEADER = ("method", "kind", "order", "step/tol", "nfe", "accepted", "rejected", "max error")
+HEADER = ("method", "kind", "order", "step/tol", "nfe", "accepted", "rejected", "newton", "max error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,8 @@ def _row(name: str, args: argparse.Namespace, problem, t: torch.Tensor, exact: t
                        partition=(args.dim // 2, args.dim - args.dim // 2) if method.kind == "partitioned" else None)
     order = method.tableau.order if method.tableau is not None else 1
     setting = f"rtol={args.rtol:g}" if adaptive else f"h={args.step_size:g}"
-    steps = ("?", "?") if backend == "torchdiffeq" else (str(stats.n_accepted), str(stats.n_rejected))
+    steps = ("?", "?", "?") if backend == "torchdiffeq" else (str(stats.n_accepted), str(stats.n_rejected),
+                                                              str(stats.n_newton))
     label = name if backend == "odernn" else f"torchdiffeq:{name}"
     return (label, method.kind, str(order), setting, str(stats.nfe), *steps, f"{(ys - exact).abs().max():.3e}")
 

@@ -14,6 +14,8 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from solvers.jumps import segments
+from solvers.errors import StepFailure
 from solvers.stats import SolveStats
 from solvers.tableaus import ButcherTableau
 
@@ -69,31 +71,40 @@ def substeps(interval: float, step_size: Optional[float]) -> int:
 
 
 def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
-                    check_finite: bool = True, max_steps: Optional[int] = None) -> tuple[Tensor, SolveStats]:
+                    check_finite: bool = True, max_steps: Optional[int] = None,
+                    jumps: Sequence[float] = ()) -> tuple[Tensor, SolveStats]:
     """Integrate on a fixed grid that lands on every output time; returns ``(ys, stats)``, ys (len(t), *y0.shape).
 
-    ``stepper(f, t, y, dt)`` advances one step. Each interval [t_k, t_{k+1}] gets ``substeps`` equal steps
-    with dt = (t_{k+1} - t_k) / n as a 0-d tensor. With ``check_finite``, one finiteness flag per output
+    This is the one fixed-step loop: every fixed method (explicit or implicit Runge-Kutta, partitioned Euler)
+    is a ``stepper(f, t, y, dt)`` that it drives. The output times and the ``jumps`` of f (``solvers.jumps``)
+    cut the span into segments; each gets ``substeps`` equal steps with dt = (end - start) / n as a 0-d
+    tensor, and f is seen from inside the segment. With ``check_finite``, one finiteness flag per output
     time is recorded on the device and read once at the end: no host synchronisation per step; a
-    non-finite state raises ``FloatingPointError`` naming the interval where it first appeared.
-    More than ``max_steps`` steps in total raise ``ValueError`` before any step is taken.
+    non-finite state raises ``FloatingPointError`` naming the interval where it first appeared. More than
+    ``max_steps`` steps in total raise ``ValueError`` before any step is taken. A stepper that fails
+    (``StepFailure``, e.g. Newton's method not converging) is re-raised naming the step.
     """
     times = t.tolist()
-    counts = [substeps(b - a, step_size) for a, b in zip(times[:-1], times[1:])]
+    pieces = segments(t, jumps)
+    counts = [substeps(float(piece.end) - float(piece.start), step_size) for piece in pieces]
     if max_steps is not None and sum(counts) > max_steps:
         raise ValueError(f"step_size={step_size} needs {sum(counts)} steps over t in [{times[0]:g}, {times[-1]:g}], "
                          f"more than max_steps={max_steps}; use a larger step_size or raise max_steps")
     outputs = [y0]
     finite: list[Tensor] = []
-    y = y0
-    n_per_interval = torch.tensor(counts, dtype=t.dtype, device=t.device)
-    dts = ((t[1:] - t[:-1]) / n_per_interval).unbind(0)
-    for t_k, dt, n in zip(t.unbind(0), dts, counts):
+    y, taken = y0, 0
+    for piece, n in zip(pieces, counts):
+        g, dt = piece.restrict(f), (piece.end - piece.start) / n
         for j in range(n):
-            y = stepper(f, t_k if j == 0 else t_k + j * dt, y, dt)
-        outputs.append(y)
-        if check_finite:
-            finite.append(torch.isfinite(y.detach()).all())
+            try:
+                y = stepper(g, piece.start if j == 0 else piece.start + j * dt, y, dt)
+            except StepFailure as failure:
+                raise failure.at_step(taken + 1, sum(counts)) from None
+            taken += 1
+        if piece.output is not None:
+            outputs.append(y)
+            if check_finite:
+                finite.append(torch.isfinite(y.detach()).all())
     if finite:
         flags = torch.stack(finite)
         if not bool(flags.all()):

@@ -1,7 +1,6 @@
 """``odeint``: solve y' = f(t, y) at the output times ``t``, with torchdiffeq's calling convention."""
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence, Union
@@ -11,12 +10,15 @@ from torch import Tensor, nn
 
 from solvers.adaptive import integrate_adaptive
 from solvers.controller import DEFAULT_MAX_STEPS, StepController
-from solvers.explicit import integrate_fixed, rk_step
-from solvers.partitioned import check_partition, partitioned_euler_step
+from solvers.explicit import integrate_fixed
+from solvers.implicit import NewtonOptions
+from solvers.jumps import check_jumps
 from solvers.registry import get_method
+from solvers.steppers import make_stepper
 from solvers.stats import SolveStats
 
 BACKENDS = ("odernn", "torchdiffeq")
+ADAPTIVE_TORCHDIFFEQ = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
 ADAPTIVE_OPTIONS = ("safety", "min_factor", "max_factor", "first_step")
 # Our methods whose tableau torchdiffeq implements identically (its "rk4" is the 3/8 rule).
 TORCHDIFFEQ_NAMES = {"euler": "euler", "midpoint": "midpoint", "heun": "heun2", "rk38": "rk4",
@@ -55,7 +57,8 @@ def odeint(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Union[Tensor, S
            method: str = "rk4", step_size: Optional[float] = None, rtol: float = 1e-7, atol: float = 1e-9,
            adjoint: bool = False, return_stats: bool = False, backend: str = "odernn",
            check_finite: bool = True, max_steps: int = DEFAULT_MAX_STEPS,
-           partition: Optional[Sequence[int]] = None, **options: Any
+           partition: Optional[Sequence[int]] = None, jumps: Union[Tensor, Sequence[float], None] = None,
+           newton: Optional[NewtonOptions] = None, batch_rows: bool = False, **options: Any
            ) -> Union[Tensor, tuple[Tensor, SolveStats]]:
     """Solve y' = f(t, y), y(t[0]) = y0, returning y at every time of ``t``: shape (len(t), *y0.shape).
 
@@ -66,7 +69,13 @@ def odeint(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Union[Tensor, S
       equal substeps) and land on every output time. Adaptive methods use ``rtol``/``atol`` (``step_size``
       is ignored, as in torchdiffeq) and step exactly onto every output time; ``options`` may set the
       controller's ``safety``, ``min_factor``, ``max_factor`` and a ``first_step``.
-      ``partitioned_euler`` needs ``partition``, the block sizes of y's last dimension.
+      ``partitioned_euler`` needs ``partition``, the block sizes of y's last dimension. Implicit methods
+      (``available("implicit")``) step like fixed ones and solve their stages by Newton's method with the
+      ``newton`` options (``NewtonOptions(tol, max_iters)``); gradients use the implicit function theorem.
+    - ``jumps``: times where f is discontinuous in t (``solvers.jumps``): no step straddles one, and a stage
+      evaluated there sees the side of the step it belongs to (torchdiffeq's ``jump_t``).
+    - ``batch_rows``: y0 is (B, n) and f treats its rows as B separate systems (a batch of trajectories), so an
+      implicit method solves B stage systems of size s*n instead of one of size s*B*n.
     - ``backend="torchdiffeq"``: ``method`` is one of torchdiffeq's names (dopri8, rk4 = 3/8 rule, ...),
       ``step_size`` and ``options`` go to its ``options``.
     - ``adjoint=True``: solve with ``torchdiffeq.odeint_adjoint`` (O(1) memory in the number of steps,
@@ -92,10 +101,11 @@ def odeint(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Union[Tensor, S
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if adjoint or backend == "torchdiffeq":
         return _torchdiffeq_solve(f, y0, t, method, step_size, rtol, atol, adjoint, backend, return_stats,
-                                  partition, options)
+                                  partition, check_jumps(jumps, t), options)
     spec = get_method(method)
-    if partition is not None and spec.kind != "partitioned":
-        raise ValueError(f"partition is only used by method 'partitioned_euler', not {method!r}")
+    if spec.kind == "adaptive" and (partition is not None or newton is not None):
+        make_stepper(spec, partition=partition, newton=newton)  # raises, naming the misplaced option
+    jump_times = check_jumps(jumps, t)
     field = _CheckedField(f, y0.shape)
     if spec.kind == "adaptive":
         unknown = sorted(set(options) - set(ADAPTIVE_OPTIONS))
@@ -106,19 +116,16 @@ def odeint(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Union[Tensor, S
         if first_step is not None and not (math.isfinite(first_step) and first_step > 0.0):
             raise ValueError(f"first_step must be a finite number > 0, got {first_step}")
         controller = StepController(rtol=rtol, atol=atol, max_steps=max_steps, **options)
-        ys, stats = integrate_adaptive(field, y0, t, spec.tableau, controller, first_step)
+        ys, stats = integrate_adaptive(field, y0, t, spec.tableau, controller, first_step, jump_times)
+        stats = replace(stats, nfe=field.nfe)
     else:
         if options:
             raise ValueError(f"options {sorted(options)} are not used by fixed-step method {method!r}")
-        if spec.kind == "partitioned":
-            if partition is None:
-                raise ValueError("method 'partitioned_euler' needs partition=(sizes of the blocks of y's "
-                                 "last dimension), e.g. partition=(n1, n2)")
-            stepper = functools.partial(partitioned_euler_step, sizes=check_partition(partition, y0.shape[-1]))
-        else:
-            stepper = functools.partial(rk_step, tableau=spec.tableau)
-        ys, stats = integrate_fixed(field, y0, t, stepper, step_size, check_finite, max_steps)
-    stats = replace(stats, nfe=field.nfe)
+        if batch_rows and y0.dim() != 2:
+            raise ValueError(f"batch_rows=True needs y0 of shape (batch, n), got {tuple(y0.shape)}")
+        stepper = make_stepper(spec, partition=partition, state_size=y0.shape[-1], newton=newton, rows=batch_rows)
+        ys, stats = integrate_fixed(field, y0, t, stepper, step_size, check_finite, max_steps, jump_times)
+        stats = replace(stats, nfe=field.nfe, **stepper.counts())
     return (ys, stats) if return_stats else ys
 
 
@@ -150,7 +157,7 @@ def _check_state_and_times(y0: Tensor, t: Union[Tensor, Sequence[float]]) -> tup
 
 def _torchdiffeq_solve(f, y0: Tensor, t: Tensor, method: str, step_size: Optional[float], rtol: float,
                        atol: float, adjoint: bool, backend: str, return_stats: bool,
-                       partition: Optional[Sequence[int]], options: dict[str, Any]):
+                       partition: Optional[Sequence[int]], jumps: list[float], options: dict[str, Any]):
     """Hand the solve to torchdiffeq (``odeint`` or, with ``adjoint``, ``odeint_adjoint``)."""
     import torchdiffeq
     from torchdiffeq._impl.odeint import SOLVERS
@@ -167,6 +174,11 @@ def _torchdiffeq_solve(f, y0: Tensor, t: Tensor, method: str, step_size: Optiona
     elif method not in SOLVERS:
         raise ValueError(f"unknown torchdiffeq method {method!r}; known: {', '.join(SOLVERS)}")
     opts = dict(options)
+    if jumps:
+        if method not in ADAPTIVE_TORCHDIFFEQ:
+            raise ValueError(f"jumps are handled by torchdiffeq's adaptive methods ({', '.join(ADAPTIVE_TORCHDIFFEQ)}), "
+                             f"not by {method!r}; with a fixed method put the jump times into t instead")
+        opts["jump_t"] = torch.tensor(jumps, dtype=t.dtype, device=t.device)
     if step_size is not None:
         opts["step_size"] = step_size
     if adjoint:

@@ -6,27 +6,34 @@ from typing import Optional
 
 from solvers.tableaus import TABLEAUS, ButcherTableau
 
-KINDS = ("fixed", "adaptive", "partitioned")
+KINDS = ("fixed", "adaptive", "implicit", "partitioned")
 
 
 @dataclass(frozen=True)
 class Method:
     """A named solver: ``kind`` is "fixed" (explicit RK on a grid), "adaptive" (embedded RK with error
-    control) or "partitioned" (Gauss-Seidel Euler over blocks; ``tableau`` is None)."""
+    control), "implicit" (implicit RK on a grid, stages solved by Newton's method) or "partitioned"
+    (Gauss-Seidel Euler over blocks; ``tableau`` is None)."""
 
     name: str
     kind: str
     tableau: Optional[ButcherTableau]
 
 
+def _kind(tableau: ButcherTableau) -> str:
+    if tableau.is_adaptive:
+        return "adaptive"
+    return "fixed" if tableau.is_explicit else "implicit"
+
+
 _METHODS: dict[str, Method] = {
-    **{name: Method(name, "adaptive" if tab.is_adaptive else "fixed", tab) for name, tab in TABLEAUS.items()},
+    **{name: Method(name, _kind(tab), tab) for name, tab in TABLEAUS.items()},
     "partitioned_euler": Method("partitioned_euler", "partitioned", None),
 }
 
 
 def available(kind: Optional[str] = None) -> list[str]:
-    """Every registered method name, or those of one ``kind`` ("fixed", "adaptive", "partitioned")."""
+    """Every registered method name, or those of one ``kind`` ("fixed", "adaptive", "implicit", "partitioned")."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; known kinds: {', '.join(KINDS)}")
     return [name for name, m in _METHODS.items() if kind is None or m.kind == kind]

@@ -1,15 +1,21 @@
 """Linear stability of the Runge-Kutta methods, computed from their tableaus.
 
 Applied to the test equation y' = lambda y, one step of a Runge-Kutta method multiplies y by R(z),
-z = dt * lambda, with the stability function (Hairer, Wanner, *Solving ODEs II*, eq. IV.3.2)
+z = dt * lambda, with the stability function (Hairer, Wanner, *Solving ODEs II*, eq. IV.3.2 and
+Proposition IV.3.2)
 
-    R(z) = 1 + z b^T (I - z A)^{-1} 1.
+    R(z) = 1 + z b^T (I - z A)^{-1} 1 = det(I - z A + z 1 b^T) / det(I - z A),
 
-For an explicit tableau A is nilpotent, so R(z) = 1 + sum_{k=1}^{s} z^k b^T A^{k-1} 1 is a polynomial whose
-coefficients are computed once from the tableau. The stability region is {z : |R(z)| <= 1}.
+a rational function whose numerator and denominator have degree <= s. Both determinants are polynomials
+det(I - z M) = sum_k d_k z^k whose coefficients are those of the characteristic polynomial of M, computed
+exactly (in rational arithmetic on the tableau's float entries) by the Faddeev-LeVerrier recursion. For an
+explicit tableau A is nilpotent, so the denominator is 1 and R(z) = 1 + sum_{k=1}^{s} z^k b^T A^{k-1} 1 is
+a polynomial. The stability region is {z : |R(z)| <= 1}; it is unbounded for the A-stable implicit
+methods, which contain the whole left half-plane (section IV.3).
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -33,48 +39,87 @@ def _tableau(method: MethodLike) -> ButcherTableau:
     return get_tableau(name)
 
 
-def stability_coefficients(method: MethodLike) -> np.ndarray:
-    """Coefficients (ascending powers) of R(z): [1, b^T 1, b^T A 1, ..., b^T A^{s-1} 1]."""
+def _det_one_minus_z(M: list[list[Fraction]]) -> list[Fraction]:
+    """Coefficients d_0..d_s (ascending) of det(I - z M) = sum_k d_k z^k, exactly (Faddeev-LeVerrier:
+    they are the coefficients of det(lambda I - M) = sum_k d_k lambda^{s-k})."""
+    s = len(M)
+    coeffs = [Fraction(1)]
+    Mk = [[Fraction(0)] * s for _ in range(s)]
+    for k in range(1, s + 1):
+        # M_k = M M_{k-1} + d_{k-1} I;  d_k = -tr(M M_k) / k
+        Mk = [[sum((M[i][m] * Mk[m][j] for m in range(s)), Fraction(0)) + (coeffs[-1] if i == j else 0)
+               for j in range(s)] for i in range(s)]
+        trace = sum((M[i][m] * Mk[m][i] for i in range(s) for m in range(s)), Fraction(0))
+        coeffs.append(-trace / k)
+    return coeffs
+
+
+def stability_polynomials(method: MethodLike) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator of R(z) = P(z) / Q(z), coefficients in ascending powers (s + 1 each):
+    P(z) = det(I - z A + z 1 b^T), Q(z) = det(I - z A); Q = [1, 0, ..., 0] for explicit tableaus."""
     tab = _tableau(method)
-    A, b = np.array(tab.A), np.array(tab.b)
-    coeffs, v = [1.0], np.ones(tab.stages)
-    for _ in range(tab.stages):
-        coeffs.append(float(b @ v))
-        v = A @ v
-    return np.array(coeffs)
+    A = [[Fraction(a) for a in row] for row in tab.A]
+    b = [Fraction(v) for v in tab.b]
+    shifted = [[A[i][j] - b[j] for j in range(tab.stages)] for i in range(tab.stages)]
+    numerator = np.array([float(v) for v in _det_one_minus_z(shifted)])
+    denominator = np.array([float(v) for v in _det_one_minus_z(A)])
+    return numerator, denominator
+
+
+def stability_coefficients(method: MethodLike) -> np.ndarray:
+    """Coefficients (ascending powers) of the stability polynomial R(z) of an explicit method:
+    [1, b^T 1, b^T A 1, ..., b^T A^{s-1} 1]. ``ValueError`` for implicit methods, whose R(z) is rational
+    (``stability_polynomials``)."""
+    tab = _tableau(method)
+    if not tab.is_explicit:
+        raise ValueError(f"method {tab.name!r} is implicit: its R(z) is a rational function, not a polynomial; "
+                         f"use stability_polynomials for its numerator and denominator")
+    return stability_polynomials(tab)[0]
 
 
 def stability_function(method: MethodLike) -> Callable[[np.ndarray], np.ndarray]:
-    """R(z) of a method (name, Method or tableau) as a function of complex numpy arrays."""
-    coeffs = stability_coefficients(method)
+    """R(z) of a method (name, Method or tableau) as a function of complex numpy arrays (inf at its poles)."""
+    numerator, denominator = stability_polynomials(method)
 
     def R(z: np.ndarray) -> np.ndarray:
-        return npoly.polyval(np.asarray(z, dtype=complex), coeffs)
+        z = np.asarray(z, dtype=complex)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return npoly.polyval(z, numerator) / npoly.polyval(z, denominator)
 
-    R.__doc__ = f"Stability function of {_tableau(method).name}: polynomial with coefficients {coeffs.tolist()}"
+    R.__doc__ = (f"Stability function of {_tableau(method).name}: P(z) / Q(z) with ascending coefficients "
+                 f"P: {numerator.tolist()}, Q: {denominator.tolist()}")
     return R
 
 
 def in_stability_region(method: MethodLike, z: np.ndarray) -> np.ndarray:
-    """Boolean array: |R(z)| <= 1 (up to 1e-12, so z = 0 counts as inside)."""
-    return np.abs(stability_function(method)(z)) <= 1.0 + 1e-12
+    """Boolean array: |R(z)| <= 1 (up to 1e-12, so z = 0 counts as inside), tested as |P(z)| <= |Q(z)|
+    so that poles of R are outside without dividing by zero."""
+    numerator, denominator = stability_polynomials(method)
+    z = np.asarray(z, dtype=complex)
+    return np.abs(npoly.polyval(z, numerator)) <= (1.0 + 1e-12) * np.abs(npoly.polyval(z, denominator))
 
 
 def imaginary_axis_limit(method: MethodLike) -> float:
-    """Largest y >= 0 such that |R(i y')| <= 1 for all 0 <= y' <= y (0 when only z = 0 is stable there).
+    """Largest y >= 0 such that |R(i y')| <= 1 for all 0 <= y' <= y (0 when only z = 0 is stable there,
+    ``inf`` when the whole imaginary axis is, as for A-stable methods).
 
-    |R(iy)|^2 - 1 is a real polynomial P(y) with P(0) = 0; coefficients below 1e-12 (rounding of terms that
-    cancel exactly) are dropped. The answer is 0 when P is positive right after 0, else the first root of P
-    where it turns positive, refined with Brent's method to 1e-14.
+    With R = P / Q, |R(iy)| <= 1 iff D(y) = |P(iy)|^2 - |Q(iy)|^2 <= 0, a real polynomial with D(0) = 0;
+    coefficients below 1e-12 (rounding of terms that cancel exactly) are dropped. The answer is ``inf`` when D
+    vanishes identically (|R(iy)| = 1, e.g. the Gauss methods), 0 when D is positive right after 0, else
+    the first root of D where it turns positive, refined with Brent's method to 1e-14 (``inf`` if none).
     """
-    c = stability_coefficients(method)
-    powers = np.arange(len(c))
-    r_iy = c * (1j ** powers)  # R(iy) = sum_k c_k i^k y^k
-    p = npoly.polyadd(npoly.polymul(r_iy.real, r_iy.real), npoly.polymul(r_iy.imag, r_iy.imag))
-    p[0] -= 1.0
+    numerator, denominator = stability_polynomials(method)
+    powers = np.arange(len(numerator))
+    p = np.zeros(2 * len(numerator) - 1)
+    for coeffs, sign in ((numerator, 1.0), (denominator, -1.0)):
+        r_iy = coeffs * (1j ** powers)  # P(iy) = sum_k p_k i^k y^k
+        p = npoly.polyadd(p, sign * npoly.polyadd(npoly.polymul(r_iy.real, r_iy.real),
+                                                  npoly.polymul(r_iy.imag, r_iy.imag)))
     p[np.abs(p) < _COEFF_TOL] = 0.0
     nonzero = np.flatnonzero(p)
-    if len(nonzero) == 0 or p[nonzero[0]] > 0:
+    if len(nonzero) == 0:
+        return float("inf")
+    if p[nonzero[0]] > 0:
         return 0.0
     P = lambda y: float(npoly.polyval(y, p))  # noqa: E731
     roots = np.roots(p[nonzero[0]:][::-1])
@@ -108,7 +153,7 @@ def plot_stability_region(methods: Union[MethodLike, Sequence[MethodLike]],
     colors = [f"C{i}" for i in range(len(tableaus))]
     handles = []
     for tab, color in zip(tableaus, colors):
-        modulus = np.abs(stability_function(tab)(Z))
+        modulus = np.minimum(np.nan_to_num(np.abs(stability_function(tab)(Z)), nan=1e3, posinf=1e3), 1e3)
         ax.contourf(x, x, modulus, levels=[0.0, 1.0], colors=[color], alpha=0.2)
         ax.contour(x, x, modulus, levels=[1.0], colors=[color], linewidths=1.5)
         handles.append(Patch(facecolor=color, edgecolor=color, alpha=0.5, label=tab.name))
@@ -126,13 +171,21 @@ def plot_stability_region(methods: Union[MethodLike, Sequence[MethodLike]],
 
 
 def _plot_half_width(tableaus: Sequence[ButcherTableau], eig: Optional[np.ndarray]) -> float:
-    """Half-width of a square view holding every region (found on a coarse grid) and every eigenvalue."""
+    """Half-width of a square view holding every eigenvalue and every bounded region (found on a coarse grid).
+
+    A region that reaches the edge of the coarse grid is unbounded (implicit methods): the view then holds
+    its complement, the unstable set, when that is bounded (backward Euler: the disk |z - 1| < 1).
+    """
     x = np.linspace(-8.0, 8.0, 161)
     Z = x[None, :] + 1j * x[:, None]
+    edge = np.zeros(Z.shape, bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
     extent = 1.0
     for tab in tableaus:
-        inside = Z[in_stability_region(tab, Z)]
-        extent = max(extent, np.abs(inside.real).max(), np.abs(inside.imag).max())
+        inside = in_stability_region(tab, Z)
+        shown = inside if not inside[edge].any() else ~inside if not (~inside)[edge].any() else None
+        if shown is not None and shown.any():
+            extent = max(extent, np.abs(Z[shown].real).max(), np.abs(Z[shown].imag).max())
     if eig is not None and eig.size:
         extent = max(extent, np.abs(eig.real).max(), np.abs(eig.imag).max())
     return 1.15 * float(extent)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 class SolveStats:
     """Function evaluations and steps of one solve; ``a + b`` adds them field by field.
 
-    ``n_steps = n_accepted + n_rejected``; fixed-step solves never reject. Solves handed to torchdiffeq
+    ``n_steps = n_accepted + n_rejected``; fixed-step solves never reject. Implicit methods add their
+    Newton iterations (``n_newton``, summed over steps) and Jacobian evaluations (``n_jacobians``). Solves handed to torchdiffeq
     report ``nfe`` only (that library does not expose its step counts), with the step counters at 0.
     """
 
@@ -16,6 +17,8 @@ class SolveStats:
     n_steps: int = 0
     n_accepted: int = 0
     n_rejected: int = 0
+    n_newton: int = 0
+    n_jacobians: int = 0
 
     def __add__(self, other: "SolveStats") -> "SolveStats":
         if not isinstance(other, SolveStats):

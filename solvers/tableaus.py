@@ -1,13 +1,16 @@
-"""Butcher tableaus of the explicit Runge-Kutta methods.
+"""Butcher tableaus of the explicit and implicit Runge-Kutta methods.
 
 A Runge-Kutta method for y' = f(t, y) with s stages is fixed by its tableau (c, A, b):
 
     k_i     = f(t + c_i dt, y + dt * sum_j a_ij k_j),   i = 1..s
     y_{n+1} = y_n + dt * sum_i b_i k_i
 
-(Hairer, Norsett, Wanner, *Solving ODEs I*, eq. II.1.8). Embedded pairs add weights ``b_err`` of a
-solution of another order; the local error estimate is ``dt * sum_i (b_i - b_err_i) k_i``.
-Coefficients are written as exact fractions and stored as Python floats.
+(Hairer, Norsett, Wanner, *Solving ODEs I*, eq. II.1.8). With A strictly lower triangular the method is
+explicit: each k_i follows from the earlier ones. Otherwise it is implicit and the stages solve a nonlinear
+system (Hairer, Wanner, *Solving ODEs II*, section IV.8; ``solvers.implicit``). Embedded pairs add weights
+``b_err`` of a solution of another order; the local error estimate is ``dt * sum_i (b_i - b_err_i) k_i``.
+Coefficients are written as exact fractions (or, when irrational, computed with ``math.sqrt``) and stored
+as Python floats.
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ _ROW_SUM_TOL = 1e-12
 
 @dataclass(frozen=True)
 class ButcherTableau:
-    """An explicit Runge-Kutta tableau, validated on creation.
+    """A Runge-Kutta tableau, validated on creation.
 
-    ``c`` (s,), ``A`` (s, s) strictly lower triangular, ``b`` (s,) and optional ``b_err`` (s,), all
-    tuples of floats; ``order`` is the order of the solution given by ``b``.
-    Raises ``ValueError`` for inconsistent shapes, ``c_i != sum_j a_ij``, a non-zero entry on or above
-    the diagonal of ``A`` (only explicit methods are supported), a non-positive order or non-finite entries.
+    ``c`` (s,), ``A`` (s, s), ``b`` (s,) and optional ``b_err`` (s,), all tuples of floats; ``order`` is
+    the order of the solution given by ``b``. ``A`` strictly lower triangular makes an explicit method, any
+    other ``A`` an implicit one (``is_explicit``).
+    Raises ``ValueError`` for inconsistent shapes, ``c_i != sum_j a_ij``, a non-positive order, non-finite
+    entries, or ``b_err`` on an implicit tableau (error control is implemented for explicit pairs only).
     """
 
     name: str
@@ -61,13 +65,12 @@ class ButcherTableau:
         if not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"{where}: order must be a positive int, got {self.order!r}")
         for i, row in enumerate(self.A):
-            upper = [j for j in range(i, s) if row[j] != 0.0]
-            if upper:
-                raise ValueError(
-                    f"{where}: A must be strictly lower triangular (explicit methods only), "
-                    f"but A[{i}][{upper[0]}] = {row[upper[0]]}")
             if abs(sum(row) - self.c[i]) > _ROW_SUM_TOL * max(1.0, abs(self.c[i])):
                 raise ValueError(f"{where}: c[{i}] = {self.c[i]} must equal the row sum of A[{i}] = {sum(row)}")
+        if self.b_err is not None and not self.is_explicit:
+            i, j = next((i, j) for i in range(s) for j in range(i, s) if self.A[i][j] != 0.0)
+            raise ValueError(f"{where}: b_err (an embedded pair for error control) is only allowed for explicit "
+                             f"tableaus (A strictly lower triangular), but A[{i}][{j}] = {self.A[i][j]}")
 
     @property
     def stages(self) -> int:
@@ -76,7 +79,7 @@ class ButcherTableau:
 
     @property
     def is_explicit(self) -> bool:
-        """True when A is strictly lower triangular (always, since validation enforces it)."""
+        """True when A is strictly lower triangular, so every stage follows from the earlier ones."""
         return all(self.A[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
 
     @property
@@ -222,7 +225,50 @@ ADAPTIVE_HEUN = _explicit("adaptive_heun", 2, [[], [1]], ["1/2", "1/2"], b_err=[
     b_e | 1    0
 """
 
+BACKWARD_EULER = ButcherTableau("backward_euler", c=[1], A=[[1]], b=[1], order=1)
+"""Backward (implicit) Euler, order 1, L-stable: R(z) = 1 / (1 - z) (Hairer, Wanner II, section IV.3)::
+
+    1 | 1
+    --+--
+      | 1
+"""
+
+IMPLICIT_MIDPOINT = ButcherTableau("implicit_midpoint", c=["1/2"], A=[["1/2"]], b=[1], order=2)
+"""Implicit midpoint rule, order 2: the 1-stage Gauss method, A-stable and symplectic, so it conserves
+every quadratic invariant (Hairer, Lubich, Wanner, *Geometric Numerical Integration*, sections IV.2, VI.4);
+R(z) = (1 + z/2) / (1 - z/2)::
+
+    1/2 | 1/2
+    ----+----
+        | 1
+"""
+
+TRAPEZOIDAL = ButcherTableau("trapezoidal", c=[0, 1], A=[[0, 0], ["1/2", "1/2"]], b=["1/2", "1/2"], order=2)
+"""Trapezoidal rule (Crank-Nicolson), order 2: the 2-stage Lobatto IIIA method, A-stable, with the stability
+function of the implicit midpoint rule (Hairer, Wanner II, section IV.5). The first stage is explicit
+(k_1 = f(t, y))::
+
+    0 | 0    0
+    1 | 1/2  1/2
+    --+---------
+      | 1/2  1/2
+"""
+
+_R3 = math.sqrt(3.0)
+GAUSS_LEGENDRE4 = ButcherTableau(
+    "gauss_legendre4", c=[0.5 - _R3 / 6, 0.5 + _R3 / 6],
+    A=[[0.25, 0.25 - _R3 / 6], [0.25 + _R3 / 6, 0.25]], b=[0.5, 0.5], order=4)
+"""2-stage Gauss(-Legendre) method, order 4: A-stable and symplectic (conserves quadratic invariants);
+R(z) = (1 + z/2 + z^2/12) / (1 - z/2 + z^2/12) (Hairer, Wanner II, section IV.5)::
+
+    1/2 - sqrt(3)/6 | 1/4              1/4 - sqrt(3)/6
+    1/2 + sqrt(3)/6 | 1/4 + sqrt(3)/6  1/4
+    ----------------+----------------------------------
+                    | 1/2              1/2
+"""
+
 TABLEAUS: dict[str, ButcherTableau] = {
-    t.name: t for t in (EULER, MIDPOINT, HEUN, RALSTON, RK3, RK4, RK38, BOSH3, DOPRI5, ADAPTIVE_HEUN)
+    t.name: t for t in (EULER, MIDPOINT, HEUN, RALSTON, RK3, RK4, RK38, BOSH3, DOPRI5, ADAPTIVE_HEUN,
+                        BACKWARD_EULER, IMPLICIT_MIDPOINT, TRAPEZOIDAL, GAUSS_LEGENDRE4)
 }
 """Every named tableau, by name."""

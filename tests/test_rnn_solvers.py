@@ -9,7 +9,8 @@ import torch
 from scipy.integrate import solve_ivp
 
 import solvers
-from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField, InputPath, UnstructuredField
+from odernn import (ODERNN, AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetricField, InputPath,
+                    StackedAntisymmetricField, UnstructuredField)
 from odernn.fused import BufferPool, tanh_rk_scan
 
 
@@ -112,7 +113,15 @@ def test_linear_path_values():
 @pytest.mark.parametrize("substeps", [1, 3])
 @pytest.mark.parametrize("make_field", [lambda: AntisymmetricField(2, 5, gamma=0.2, parameterization="full"),
                                         lambda: AntisymmetricField(2, 5, gamma=0.2),
-                                        lambda: UnstructuredField(2, 5)], ids=["full", "triangular", "unstructured"])
+                                        lambda: UnstructuredField(2, 5),
+                                        lambda: GatedAntisymmetricField(2, 5, gamma=0.2),
+                                        lambda: UnstructuredField(2, 5, gated=True),
+                                        lambda: AFRNNField(2, [2, 3], gamma=0.2),
+                                        lambda: AFRNNField(2, [2, 1, 2], gamma=0.2, coupling="dense"),
+                                        lambda: StackedAntisymmetricField(2, [3, 2], gamma=0.2),
+                                        lambda: FRNNField(2, [2, 3], gamma=0.2)],
+                         ids=["full", "triangular", "unstructured", "gated", "unstructured-gated", "afrnn",
+                              "afrnn-dense-3", "arnn2", "frnn"])
 def test_fast_path_equals_generic_path_with_gradients(make_field, substeps, solver):
     """Outputs, h_T and the gradients of every parameter, the input and h0 agree with the rk_step scan."""
     field = make_field()
@@ -131,6 +140,27 @@ def test_fast_path_equals_generic_path_with_gradients(make_field, substeps, solv
         assert torch.allclose(a, b, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("make_field", [lambda: AFRNNField(2, [2, 3], gamma=0.2),
+                                        lambda: AFRNNField(2, [2, 1, 2], gamma=0.2, coupling="dense"),
+                                        lambda: StackedAntisymmetricField(2, [3, 2], gamma=0.2),
+                                        lambda: FRNNField(2, [2, 3], gamma=0.2)], ids=["afrnn", "dense-3", "arnn2", "frnn"])
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_fused_gauss_seidel_equals_the_stepped_partitioned_scan_with_gradients(make_field, substeps):
+    field = make_field()
+    x, h0 = data(batch=3, steps=7).requires_grad_(), torch.randn(3, 5, requires_grad=True)
+    fast, generic = (ODERNN(field, "partitioned_euler", step_size=0.3, substeps=substeps, fast_path=fp)
+                     for fp in (True, False))
+    assert fast.uses_fast_path() and not generic.uses_fast_path()
+    results = []
+    for model in (fast, generic):
+        outputs, h_n = model(x, h0)
+        loss = outputs.pow(3).sum() + h_n.sum()
+        results.append([outputs, *torch.autograd.grad(loss, [*field.parameters(), x, h0])])
+        assert model.last_stats.n_steps == 7 * substeps
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
 @pytest.mark.parametrize("solver", ["euler", "midpoint", "heun", "ralston", "rk3", "rk4", "rk38"])
 @pytest.mark.parametrize("interpolation", ["hold", "linear"])
 def test_fast_path_covers_every_fixed_tableau_with_a_held_input(solver, interpolation):
@@ -140,8 +170,8 @@ def test_fast_path_covers_every_fixed_tableau_with_a_held_input(solver, interpol
         model = ODERNN(field, solver, substeps=substeps, interpolation=interpolation)
         left_ends_only = solver == "euler" and substeps == 1
         assert model.uses_fast_path() == (interpolation == "hold" or left_ends_only)
-    assert not ODERNN(GatedAntisymmetricField(2, 4), solver).uses_fast_path()
-    assert not ODERNN(AFRNNField(2, [3, 4]), solver).uses_fast_path()
+    assert ODERNN(GatedAntisymmetricField(2, 4), solver).uses_fast_path()
+    assert ODERNN(AFRNNField(2, [3, 4]), solver).uses_fast_path()
     assert not ODERNN(field, solver, fast_path=False).uses_fast_path()
 
 

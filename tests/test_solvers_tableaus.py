@@ -1,4 +1,4 @@
-"""Butcher tableaus: validation, order conditions, registry."""
+"""Butcher tableaus: validation, order conditions, registry (explicit and implicit)."""
 import dataclasses
 
 import numpy as np
@@ -37,7 +37,9 @@ def test_order_conditions_hold_up_to_the_stated_order(name):
 
 def test_properties():
     assert get_tableau("rk4").stages == 4 and get_tableau("dopri5").stages == 7
-    assert all(get_tableau(n).is_explicit for n in TABLEAUS)
+    implicit = ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"]
+    assert [n for n in TABLEAUS if not get_tableau(n).is_explicit] == implicit
+    assert get_tableau("trapezoidal").stages == 2 and get_tableau("gauss_legendre4").stages == 2
     assert sorted(n for n in TABLEAUS if get_tableau(n).is_adaptive) == ["adaptive_heun", "bosh3", "dopri5"]
     assert get_tableau("dopri5").is_fsal and get_tableau("bosh3").is_fsal
     assert not get_tableau("adaptive_heun").is_fsal and not get_tableau("rk4").is_fsal
@@ -56,8 +58,10 @@ def test_tableau_is_frozen_and_stores_float_tuples():
     (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=[1]), r"b must have 2 entries"),
     (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=[0, 1], b_err=[1]), r"b_err must have 2 entries"),
     (dict(c=[0, 0.4], A=[[0, 0], [0.5, 0]], b=[0, 1]), r"c\[1\] = 0.4 must equal the row sum"),
-    (dict(c=[0.5, 0.5], A=[[0.5, 0], [0.5, 0]], b=[0, 1]), r"strictly lower triangular.*A\[0\]\[0\]"),
-    (dict(c=[0.5, 0.5], A=[[0, 0.5], [0.5, 0]], b=[0, 1]), r"strictly lower triangular.*A\[0\]\[1\]"),
+    (dict(c=[0.5, 0.5], A=[[0.5, 0], [0.5, 0]], b=[0, 1], b_err=[1, 0]),
+     r"b_err .* only allowed for explicit tableaus \(A strictly lower triangular\), but A\[0\]\[0\] = 0.5"),
+    (dict(c=[0.5, 0.4], A=[[0, 0.5], [0.5, 0]], b=[0, 1]), r"c\[1\] = 0.4 must equal the row sum of A\[1\]"),
+    (dict(c=[0.5], A=[[0.5, 0.0]], b=[1]), r"A must be 1x1"),
     (dict(c=[0, float("nan")], A=[[0, 0], [0.5, 0]], b=[0, 1]), r"non-finite"),
     (dict(c=[], A=[], b=[]), r"at least one stage"),
     (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=["x", 1]), r"sequence of numbers"),
@@ -65,6 +69,15 @@ def test_tableau_is_frozen_and_stores_float_tuples():
 def test_invalid_tableaus_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ButcherTableau("bad", order=kwargs.pop("order", 2), **kwargs)
+
+
+def test_implicit_tableaus_are_accepted_and_registered_as_implicit():
+    tab = ButcherTableau("radau_like", c=["1/3", 1], A=[["5/12", "-1/12"], ["3/4", "1/4"]], b=["3/4", "1/4"],
+                         order=3)
+    assert not tab.is_explicit and not tab.is_adaptive and tab.A[0] == (5 / 12, -1 / 12)
+    assert ButcherTableau("dirk", c=[0.5, 1], A=[[0.5, 0], [0.5, 0.5]], b=[0.5, 0.5], order=1).is_explicit is False
+    for name in ("backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"):
+        assert get_method(name).kind == "implicit" and get_method(name).tableau is get_tableau(name)
 
 
 def test_order_must_be_positive():
@@ -75,8 +88,10 @@ def test_order_must_be_positive():
 def test_registry_lists_every_method_by_kind():
     assert available("fixed") == ["euler", "midpoint", "heun", "ralston", "rk3", "rk4", "rk38"]
     assert available("adaptive") == ["bosh3", "dopri5", "adaptive_heun"]
+    assert available("implicit") == ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"]
     assert available("partitioned") == ["partitioned_euler"]
-    assert available() == available("fixed") + available("adaptive") + available("partitioned")
+    assert available() == (available("fixed") + available("adaptive") + available("implicit")
+                           + available("partitioned"))
     m = get_method("dopri5")
     assert (m.name, m.kind, m.tableau) == ("dopri5", "adaptive", get_tableau("dopri5"))
     assert get_method("partitioned_euler").tableau is None
@@ -89,5 +104,6 @@ def test_unknown_names_list_the_known_ones():
         get_tableau("dopri8")
     with pytest.raises(ValueError, match=r"'partitioned_euler' \(partitioned\) has no Butcher tableau"):
         get_tableau("partitioned_euler")
-    with pytest.raises(ValueError, match=r"unknown method kind 'implicit'; known kinds: fixed, adaptive, partitioned"):
-        available("implicit")
+    with pytest.raises(ValueError,
+                       match=r"unknown method kind 'stiff'; known kinds: fixed, adaptive, implicit, partitioned"):
+        available("stiff")

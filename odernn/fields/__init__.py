@@ -1,9 +1,9 @@
 """Vector fields f(t, h, u) of continuous-time recurrent networks (DESIGN.md section 3)."""
-from .base import VectorField, make_blocks
+from .base import TanhForm, VectorField, make_blocks
 from .layered import AFRNNField, FRNNField, LayeredField, StackedAntisymmetricField
 from .params import AntisymmetricMatrix
 from .single import AntisymmetricField, GatedAntisymmetricField, SingleLayerField, UnstructuredField
 
-__all__ = ["VectorField", "AntisymmetricField", "GatedAntisymmetricField", "UnstructuredField", "AFRNNField",
+__all__ = ["VectorField", "TanhForm", "AntisymmetricField", "GatedAntisymmetricField", "UnstructuredField", "AFRNNField",
            "StackedAntisymmetricField", "FRNNField", "LayeredField", "SingleLayerField", "AntisymmetricMatrix",
            "make_blocks"]

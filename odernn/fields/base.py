@@ -11,13 +11,31 @@ W - W^T - gamma I, formed once per forward) and ``evaluate(mats, t, h, u)`` (pur
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 Field = Callable[[object, Tensor, Tensor], Tensor]
 BlockField = Callable[[int, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TanhForm:
+    """What a field of the form f(h, x) = act(C h + V x + b) tells an integrator that may exploit it.
+
+    ``matrix`` C (n, n) acts on the whole flat state, ``weight`` V (p, m) and ``bias`` b (p,) map the raw
+    input to the pre-activation offsets (p = n; rows of layers that see no input are zero in V). ``gated``:
+    act is AntisymmetricRNN eq. 13, sigmoid(C h + u_z) * tanh(C h + u_h) with u = [u_z, u_h] (p = 2n);
+    otherwise act = tanh (eq. 8 / 12, and AFRNN eq. 11 with its blocks stacked). All are tensors built from
+    the parameters with autograd, so gradients flow back to the field.
+    """
+
+    matrix: Tensor
+    weight: Tensor
+    bias: Tensor
+    gated: bool = False
 
 
 class VectorField(nn.Module):
@@ -67,6 +85,11 @@ class VectorField(nn.Module):
     def prepare_blocks(self) -> BlockField:
         """``(i, h, u) -> d h[blocks[i]] / dt`` with the matrices formed once (for partitioned Euler)."""
         return functools.partial(self.evaluate_block, self.matrices())
+
+    def tanh_form(self) -> Optional[TanhForm]:
+        """The field as act(C h + V x + b) (``TanhForm``), for integrators with a fused scan; None when the
+        field has no such form (the default: integrators then evaluate ``forward``)."""
+        return None
 
     def extra_repr(self) -> str:
         sizes = [b.stop - b.start for b in self.blocks]

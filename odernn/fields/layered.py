@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import VectorField, check_gamma, check_positive_int, make_blocks
+from .base import TanhForm, VectorField, check_gamma, check_positive_int, make_blocks
 from .params import INITS, PARAMETERIZATIONS, AntisymmetricMatrix, check_choice, normal_, shifted
 from .single import affine
 
@@ -101,6 +101,12 @@ class LayeredField(VectorField):
         """(C, rows of C for layer 1, ..., rows of C for layer N)."""
         coupling = self.coupling_matrix()
         return (coupling, *(coupling[block] for block in self.blocks))
+
+    def tanh_form(self) -> TanhForm:
+        """C of ``coupling_matrix()``; V is E padded with zero rows for the upper layers, b = [b^1, ..., b^N]."""
+        upper = sum(self.layer_sizes[1:])
+        weight = torch.cat([self.input.weight, self.input.weight.new_zeros(upper, self.input_size)])
+        return TanhForm(self.coupling_matrix(), weight, torch.cat([self.input.bias, *self.upper_bias]))
 
     def evaluate_block(self, mats: tuple[Tensor, ...], i: int, h: Tensor, u: Tensor) -> Tensor:
         offset = u if i == 0 else self.upper_bias[i - 1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import VectorField, check_gamma, check_positive_int
+from .base import TanhForm, VectorField, check_gamma, check_positive_int
 from .params import AntisymmetricMatrix, check_choice, normal_, shifted, INITS
 
 
@@ -55,6 +55,9 @@ class SingleLayerField(VectorField):
 
     def matrices(self) -> tuple[Tensor, ...]:
         return (shifted(self.recurrent_matrix(), self.gamma),)
+
+    def tanh_form(self) -> TanhForm:
+        return TanhForm(self.matrices()[0], self.input.weight, self.input.bias, self.gated)
 
     def evaluate(self, mats: tuple[Tensor, ...], t: object, h: Tensor, u: Tensor) -> Tensor:
         (matrix,) = mats

@@ -1,0 +1,241 @@
+"""One implicit Runge-Kutta step: the stage equations solved by Newton's method, gradients by the implicit
+function theorem.
+
+For a tableau (c, A, b) with s stages the stage derivatives K = (k_1, ..., k_s) solve
+
+    k_i = f(t + c_i dt, y + dt * sum_j a_ij k_j),   i = 1..s,          i.e.  K = G(K),
+    y_{n+1} = y_n + dt * sum_i b_i k_i
+
+(Hairer, Wanner, *Solving ODEs II*, section IV.8, written for the k_i instead of z_i = dt sum_j a_ij k_j).
+Newton's method on F(K) = K - G(K) uses the Jacobian
+
+    dF/dK = I - dt * [a_ij J_i]_{ij},   J_i = df/dy (t + c_i dt, Y_i),   Y_i = y + dt sum_j a_ij k_j,
+
+re-evaluated at the current stage values in every iteration (full Newton, section IV.8). The state is a
+batch y of shape (B, n) whose rows are independent samples, so the Jacobian is (B, s n, s n) and one batched
+LU factorisation per iteration solves all rows. Iterations start from k_i = f(t, y) for every stage.
+
+Gradients: the converged K* is a function of y, t, dt and whatever tensors f closes over through K* =
+G(K*). By the implicit function theorem dK*/dtheta = (I - dG/dK)^{-1} dG/dtheta, so a vector-Jacobian product
+with an output gradient g is one transposed solve (I - dG/dK)^T v = g (reusing the LU factors of the last
+Newton iteration) followed by backpropagation of v through one evaluation of G(K*) with K* held constant.
+The Newton iterations themselves are not recorded by autograd.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from solvers.errors import StepFailure
+from solvers.tableaus import ButcherTableau
+
+Time = Union[float, Tensor]
+Field = Callable[[Time, Tensor], Tensor]
+Jacobian = Callable[[Time, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class NewtonOptions:
+    """Stopping rule of Newton's method for the stage equations.
+
+    Iterations stop once the max-norm of the Newton update is at most ``tol * (1 + max|K|)`` (``tol`` is
+    raised to ``10 * eps`` of the state's dtype when smaller, since no update can get below rounding). After
+    ``max_iters`` iterations without that, the step fails with ``NewtonError``.
+    """
+
+    tol: float = 1e-10
+    max_iters: int = 20
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not (
+                math.isfinite(self.tol) and self.tol > 0.0):
+            raise ValueError(f"NewtonOptions.tol must be a finite number > 0, got {self.tol!r}")
+        if isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1:
+            raise ValueError(f"NewtonOptions.max_iters must be an int >= 1, got {self.max_iters!r}")
+
+
+@dataclass
+class NewtonCounter:
+    """Work done by Newton's method, added to by every ``implicit_rk_step`` it is passed to.
+
+    ``iterations``: Newton iterations (each one linear solve); ``jacobians``: evaluations of df/dy, one per
+    stage with a non-zero row of A per iteration, whether from autograd or the caller's ``jacobian``.
+    """
+
+    iterations: int = 0
+    jacobians: int = 0
+
+
+class NewtonError(StepFailure):
+    """Newton's method did not converge (or produced non-finite values) for the stages of one step.
+
+    ``t`` and ``dt`` are the step's start and size as floats. The loop driving the steps adds the step index
+    (``StepFailure.at_step``).
+    """
+
+    def __init__(self, message: str, t: float = math.nan, dt: float = math.nan):
+        super().__init__(message)  # t, dt default only so that copies (StepFailure.at_step) can rebuild it
+        self.t, self.dt = t, dt
+
+
+def implicit_rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau,
+                     newton: NewtonOptions = NewtonOptions(), jacobian: Optional[Jacobian] = None,
+                     counter: Optional[NewtonCounter] = None) -> Tensor:
+    """One step of size ``dt`` from (t, y) of the Runge-Kutta method ``tableau`` (implicit or explicit).
+
+    Same call as ``solvers.rk_step(f, t, y, dt, tableau)``, plus:
+
+    - ``y`` is (B, n): rows are independent samples and ``f(t, y)`` maps (B, n) to (B, n) row by row (row b of
+      the result depends on row b of y only). ``t`` and ``dt`` are floats or 0-d tensors.
+    - ``newton``: tolerance and iteration limit (``NewtonOptions``).
+    - ``jacobian(t, y)``, when given, returns df/dy of every row as (B, n, n). By default it comes from
+      autograd (``torch.func.jacrev`` of the batch-summed f, which evaluates f once per stage and Jacobian),
+      so f must then be ``torch.func`` compatible.
+    - ``counter`` accumulates the Newton iterations and Jacobian evaluations.
+
+    Cost per Newton iteration: one evaluation of f and of df/dy per stage with a non-zero row of A (a zero
+    row is the explicit stage k_i = f(t, y), evaluated once), one batched LU factorisation of (B, s n, s n)
+    and one host synchronisation for the convergence test.
+
+    Differentiable (first order) with respect to y, t, dt and the tensors f closes over, by the implicit
+    function theorem (see the module docstring): with autograd enabled, f is evaluated once more per stage
+    at the solution with a graph, and the backward pass adds one batched triangular solve with the LU
+    factors of the last iteration (whose Jacobian differs from the one at the solution by the last update,
+    at most ``tol``) to backpropagation through those evaluations.
+
+    Raises ``NewtonError`` when the iterations do not converge within ``newton.max_iters`` or turn non-finite,
+    ``ValueError`` for a state that is not a 2-D floating-point tensor, or an f or Jacobian of the wrong shape.
+    """
+    if not isinstance(y, Tensor) or not y.is_floating_point() or y.dim() != 2:
+        got = f"shape {tuple(y.shape)} and dtype {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"implicit_rk_step needs y as a 2-D floating-point tensor (batch, n) whose rows are "
+                         f"independent samples, got {got}; reshape a single state to (1, n)")
+    if not isinstance(newton, NewtonOptions):
+        raise ValueError(f"newton must be a NewtonOptions(tol, max_iters), got {type(newton).__name__}")
+    s = tableau.stages
+    A, b = _coefficients(tableau, y.dtype, y.device)
+    times = [t if ci == 0.0 else t + ci * dt for ci in tableau.c]
+    with torch.no_grad():
+        K, LU, pivots = _solve_stages(f, t, y.detach(), _detach(dt), tableau, A, [_detach(ti) for ti in times],
+                                      newton, jacobian, NewtonCounter() if counter is None else counter)
+    if torch.is_grad_enabled():
+        Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
+        G = torch.stack([f(times[i], Y[:, i]) for i in range(s)], dim=1)
+        if G.requires_grad:
+            K = _ImplicitStages.apply(G, K, LU, pivots)
+    return y + dt * torch.einsum("i,bin->bn", b, K)
+
+
+@functools.lru_cache(maxsize=64)
+def _coefficients(tableau: ButcherTableau, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """A and b as tensors, made once per tableau, dtype and device (a copy to an accelerator would
+    synchronise with the host at every step). Never modified in place; normal tensors even when first made
+    under ``torch.inference_mode`` (autograd may save b later)."""
+    with torch.inference_mode(False):
+        return (torch.tensor(tableau.A, dtype=dtype, device=device),
+                torch.tensor(tableau.b, dtype=dtype, device=device))
+
+
+def _detach(v: Time) -> Time:
+    return v.detach() if isinstance(v, Tensor) else v
+
+
+def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor, times: list,
+                  newton: NewtonOptions, jacobian: Optional[Jacobian], counter: NewtonCounter
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """Newton's method for K = G(K) (no autograd); returns K (B, s, n) and the LU factors of the last
+    iteration's matrix I - dG/dK, (B, s n, s n), with their pivots."""
+    batch, n = y.shape
+    s = tableau.stages
+    k0 = f(t, y)
+    if not isinstance(k0, Tensor) or k0.shape != y.shape:
+        got = tuple(k0.shape) if isinstance(k0, Tensor) else type(k0).__name__
+        raise ValueError(f"f(t, y) returned {got} for y of shape {tuple(y.shape)}; implicit_rk_step needs f to "
+                         f"return a tensor of the state's shape (batch, n), row b depending on row b of y only")
+    implicit = [any(a != 0.0 for a in row) for row in tableau.A]
+    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+    eye = torch.eye(s * n, dtype=y.dtype, device=y.device)
+    zero_jac = torch.zeros(batch, n, n, dtype=y.dtype, device=y.device)
+    K = k0.unsqueeze(1).expand(batch, s, n).contiguous()
+    update = bound = math.nan
+    for iteration in range(1, newton.max_iters + 1):
+        Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
+        G, J = [], []
+        for i in range(s):
+            if implicit[i]:
+                g, jac = _value_and_jacobian(f, jacobian, times[i], Y[:, i])
+                counter.jacobians += 1
+            else:  # a zero row of A: the stage is f(t, y) (c_i = 0, the row sum), constant in K
+                g, jac = k0, zero_jac
+            G.append(g)
+            J.append(jac)
+        # I - dG/dK with blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l]
+        blocks = A[None, :, None, :, None] * torch.stack(J, dim=1)[:, :, :, None, :]
+        matrix = eye - dt * blocks.reshape(batch, s * n, s * n)
+        LU, pivots, _ = torch.linalg.lu_factor_ex(matrix)
+        delta = torch.linalg.lu_solve(LU, pivots, (torch.stack(G, dim=1) - K).reshape(batch, s * n, 1))
+        K = K + delta.view(batch, s, n)
+        counter.iterations += 1
+        update, k_max = torch.stack([delta.abs().amax(), K.abs().amax()]).tolist()
+        bound = tol * (1.0 + k_max)
+        if not (math.isfinite(update) and math.isfinite(k_max)):
+            raise NewtonError(
+                f"Newton's method for the stages of {tableau.name!r} produced non-finite values in iteration "
+                f"{iteration} at t={_float(t):g}, dt={_float(dt):g} (update max-norm {update:.3e}, "
+                f"max|K| {k_max:.3e}); use a smaller step (the state or f may blow up)", _float(t), _float(dt))
+        if update <= bound:
+            return K, LU, pivots
+    raise NewtonError(
+        f"Newton's method for the stages of {tableau.name!r} did not converge in max_iters={newton.max_iters} "
+        f"iterations at t={_float(t):g}, dt={_float(dt):g}: the last update has max-norm {update:.3e} > "
+        f"tol * (1 + max|K|) = {bound:.3e} with tol={tol:g}; use a smaller step, a larger max_iters or a "
+        f"looser tol (NewtonOptions)", _float(t), _float(dt))
+
+
+def _value_and_jacobian(f: Field, jacobian: Optional[Jacobian], t: Time, y: Tensor) -> tuple[Tensor, Tensor]:
+    """f(t, y) (B, n) and df/dy per row (B, n, n), from ``jacobian`` or autograd."""
+    if jacobian is not None:
+        value, jac = f(t, y), jacobian(t, y)
+        if not isinstance(jac, Tensor) or jac.shape != (*y.shape, y.shape[1]):
+            got = tuple(jac.shape) if isinstance(jac, Tensor) else type(jac).__name__
+            raise ValueError(f"jacobian(t, y) returned {got} for y of shape {tuple(y.shape)}; it must return df/dy "
+                             f"of every row, shape {(*y.shape, y.shape[1])}")
+        return value, jac.to(y.dtype)
+
+    def summed(x: Tensor) -> tuple[Tensor, Tensor]:
+        out = f(t, x)
+        return out.sum(0), out
+
+    jac, value = torch.func.jacrev(summed, has_aux=True)(y)  # jac[k, b, l] = d f(t, y)[b, k] / d y[b, l]
+    return value, jac.permute(1, 0, 2)
+
+
+def _float(v: Time) -> float:
+    return float(v.detach()) if isinstance(v, Tensor) else float(v)
+
+
+class _ImplicitStages(torch.autograd.Function):
+    """Identity on the converged stages K*, with the implicit function theorem in backward.
+
+    Inputs: G = G(K*) evaluated with autograd (K* held constant), K*, and the LU factors of I - dG/dK.
+    Forward returns K*; backward solves (I - dG/dK)^T v = g and hands v to G, whose graph carries it on to
+    y, t, dt and the tensors f closes over.
+    """
+
+    @staticmethod
+    def forward(ctx, G: Tensor, K: Tensor, LU: Tensor, pivots: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(LU, pivots)
+        return K.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        LU, pivots = ctx.saved_tensors
+        v = torch.linalg.lu_solve(LU, pivots, grad.reshape(grad.shape[0], -1, 1), adjoint=True)
+        return v.view_as(grad), None, None, None
