@@ -16,6 +16,7 @@ import torch
 
 import solvers
 from experiments.io import atomic_write_json
+from solvers.errors import StepFailure
 from odernn import MODEL_NAMES, build_rnn
 from odernn.plots import amplification_figure, save_figure, stability_region_figure
 from odernn.stability import assess, check_stability
@@ -48,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, option) < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
     x = torch.randn(args.batch, args.steps, args.input_size)
-    report = check_stability(rnn, x)
+    try:
+        report = check_stability(rnn, x)
+    except StepFailure as exc:  # e.g. Newton's method of an implicit solver did not converge at this step
+        raise ValueError(f"the stability check runs the model to find the states it visits, and {args.solver} "
+                         f"failed at --step-size {args.step_size:g}: {exc}") from None
     print(report.summary())
     title = (f"{args.model}, {args.solver}, eps={args.step_size}, gamma={args.gamma}: "
              f"max amplification {report.max_amplification:.4f}, {100 * report.fraction_outside:.1f}% outside")

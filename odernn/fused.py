@@ -134,13 +134,13 @@ class GatedTanhActivation:
 
     def __init__(self, stages: int, batch: int, n: int, like: Tensor) -> None:
         self.pre = like.new_empty(batch, n)
-        self.gates = like.new_empty(batch, 2, n)
+        self.gates = like.new_empty(2, batch, n)  # contiguous halves: tanh_ of a strided half is slow threaded
         self.ks = like.new_empty(stages, batch, n)
 
     def forward(self, i: int, u: Tensor, y: Tensor, matrix_t: Tensor, record: Tensor) -> Tensor:
         torch.mm(y, matrix_t, out=self.pre)
         batch, n = self.pre.shape
-        gate, update = torch.add(u.view(batch, 2, n), self.pre.unsqueeze(1), out=self.gates).unbind(1)
+        gate, update = torch.add(u.view(batch, 2, n).transpose(0, 1), self.pre, out=self.gates).unbind(0)
         gate.sigmoid_()
         update.tanh_()
         d_gate, d_update = record.view(batch, 2, n).unbind(1)
@@ -259,9 +259,9 @@ class TanhRKScan(torch.autograd.Function):
         """Per step, gy' in ``grad_h`` and gy accumulated into ``grad_next`` (two buffers, swapped; the first
         stage written writes gy' + gY_s, no copy); ``grad_s`` keeps dL/ds / dt of every stage and step for
         dL/dA, and dL/du / dt goes to ``InputGradients`` (for tanh it is dL/ds itself; gated, a scratch row
-        of width 2n). A stage whose gY_i enters some gk_p (a_ip != 0,
-        p < i) keeps scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the largest such p, so
-        gk_p / dt = b_p gy' + kept_i is one fused add."""
+        of width 2n). A stage whose gY_i enters some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in
+        ``kept``, scale_i = dt * a_ip for the largest such p, so gk_p / dt = b_p gy' + kept_i is one fused
+        add."""
         states, stage_inputs, records, x, weight, matrix = ctx.saved_tensors
         dt, tableau, substeps, gated = ctx.dt, ctx.tableau, ctx.substeps, ctx.gated
         act = GatedTanhActivation if gated else TanhActivation
@@ -274,7 +274,6 @@ class TanhRKScan(torch.autograd.Function):
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
         grad_next = torch.empty_like(grad_h)
         inputs = InputGradients(ctx, x, weight, batch, stages * substeps)
-        # gated: dL/du per stage in a scratch row, dL/ds kept for dL/dA; tanh: one buffer for both, kept
         grad_s = POOL.take((stages, steps, batch, n), records)
         grad_u = grad_s.new_empty(batch, width) if gated else None
         kept = grad_h.new_empty(stages, batch, n)
@@ -305,16 +304,17 @@ class TanhRKScan(torch.autograd.Function):
             grad_h, grad_next = grad_next, grad_h
         grads = [grad_h, *inputs.result(dt), None]
         if ctx.needs_input_grad[4]:
-            first = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
-            later = torch.addmm(first, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
-            grads[4] = later.mul_(dt)
+            from_states = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
+            total = torch.addmm(from_states, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
+            grads[4] = total.mul_(dt)
         POOL.give(grad_s)
         return (*grads, None, None, None, None)
 
 
 class TanhGaussSeidelScan(torch.autograd.Function):
     """``apply(h0 (B, n), x (T, B, m), V (n, m), b (n,), C (n, n), dt, sizes, substeps)``
-    ``-> (states (T, B, n), h_T)``: partitioned Euler over blocks of ``sizes``."""
+    ``-> (states (T, B, n), h_T)``: partitioned Euler over blocks of ``sizes``. The tanh outputs are kept
+    block-major, each block's (steps, B, n_i) contiguous (tanh_ of a strided column block is slow threaded)."""
 
     @staticmethod
     def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
@@ -324,21 +324,24 @@ class TanhGaussSeidelScan(torch.autograd.Function):
         act = TanhActivation(1, batch, n, h0)
         projected = project(x, weight, bias)
         states = h0.new_empty(steps + 1, batch, n)
-        acts = POOL.take((steps, batch, n), h0)  # k of every block, in its columns
+        acts = POOL.take((steps * batch * n,), h0)
         states[0] = h0
         blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
         transposed = [matrix[block].T for block in blocks]  # C_i^T (n, n_i)
-        ys, us, ks = states.unbind(0), projected.unbind(0), acts.unbind(0)
+        ks = [block_major(acts, block, steps, batch).unbind(0) for block in blocks]
+        us = [projected[:, :, block].unbind(0) for block in blocks]
+        ys, parts = states.unbind(0), [states[:, :, block].unbind(0) for block in blocks]
+        tail = states[:, :, sizes[0]:].unbind(0)
         for j in range(steps):
-            y, nxt, u = ys[j], ys[j + 1], us[j // substeps]
+            y, nxt = ys[j], ys[j + 1]
             if len(sizes) > 1:
-                nxt[:, sizes[0]:] = y[:, sizes[0]:]  # blocks > 1 old in the row that becomes z_2
-            for i, block in enumerate(blocks):
-                k = act.forward(0, u[:, block], y if i == 0 else nxt, transposed[i], ks[j][:, block])
+                tail[j + 1].copy_(tail[j])  # blocks after the first still old in the row that becomes z_2
+            for i in range(len(blocks)):
+                k = act.forward(0, us[i][j // substeps], y if i == 0 else nxt, transposed[i], ks[i][j])
                 if i == 0:
-                    torch.add(y[:, block], k, alpha=dt, out=nxt[:, block])
+                    torch.add(parts[i][j], k, alpha=dt, out=parts[i][j + 1])
                 else:
-                    nxt[:, block].add_(k, alpha=dt)
+                    parts[i][j + 1].add_(k, alpha=dt)
         POOL.give(projected)
         weakref.finalize(ctx, POOL.give, acts)
         ctx.save_for_backward(states, acts, x, weight, matrix)
@@ -350,23 +353,25 @@ class TanhGaussSeidelScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
         """One gradient row ``grad_h``, updated in place block by block in reverse; ``grad_u`` keeps
-        dL/du / dt = dL/ds / dt of every step (block i's columns from sweep i). dL/dC_i = dt sum gs_i^T z_i with z_i's columns before
-        block i from the new state and the rest from the old one: two large matmuls per block at the end."""
+        dL/du / dt = dL/ds / dt of every step (block i's columns from sweep i). dL/dC_i = dt sum gs_i^T z_i
+        with z_i's columns before block i from the new state and the rest from the old one: two large
+        matmuls per block at the end."""
         states, acts, x, weight, matrix = ctx.saved_tensors
         dt, sizes, substeps = ctx.dt, ctx.sizes, ctx.substeps
-        steps, batch, n = acts.shape
+        steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
         blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
         rows = [matrix[block] for block in blocks]  # C_i (n_i, n)
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
-        grad_u = POOL.take(acts.shape, acts)
-        ks, gu = acts.unbind(0), grad_u.unbind(0)
+        grad_u = POOL.take((steps, batch, n), acts)
+        ks = [block_major(acts, block, steps, batch).unbind(0) for block in blocks]
+        gu, gu_blocks = grad_u.unbind(0), [grad_u[:, :, block].unbind(0) for block in blocks]
+        grad_blocks = [grad_h[:, block] for block in blocks]
         inputs = InputGradients(ctx, x, weight, batch, substeps)
         for j in reversed(range(steps)):
             if grad_states is not None and (j + 1) % substeps == 0:
                 grad_h.add_(grad_states[(j + 1) // substeps - 1])
             for i in reversed(range(len(blocks))):
-                block = blocks[i]
-                g = TanhActivation.backward(grad_h[:, block], ks[j][:, block], gu[j][:, block], None)
+                g = TanhActivation.backward(grad_blocks[i], ks[i][j], gu_blocks[i][j], None)
                 grad_h.addmm_(g, rows[i], alpha=dt)
             inputs.add(gu[j])
             if j % substeps == 0:
@@ -382,6 +387,12 @@ class TanhGaussSeidelScan(torch.autograd.Function):
             grads[4] = grad_c.mul_(dt)
         POOL.give(grad_u)
         return (*grads, None, None, None)
+
+
+def block_major(buffer: Tensor, block: slice, steps: int, batch: int) -> Tensor:
+    """Block ``block``'s contiguous (steps, B, n_i) part of a flat block-major buffer of steps * B * n."""
+    start, stop = steps * batch * block.start, steps * batch * block.stop
+    return buffer[start:stop].view(steps, batch, block.stop - block.start)
 
 
 def offsets(sizes: Sequence[int]) -> list[int]:

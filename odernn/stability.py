@@ -1,10 +1,14 @@
 """Linear stability of a discretised recurrent field along a trajectory.
 
 A one-step method applied to the linearisation dh/dt = J h multiplies each eigen-component by R(z),
-z = dt * lambda(J), where R is the method's stability function (for an explicit Runge-Kutta tableau,
-R(z) = 1 + z b^T (I - zA)^{-1} 1). The discretisation is linearly stable where |R(z)| <= 1 for every
-eigenvalue: AntisymmetricRNN (000) Proposition 2 / eq. 11 is the forward-Euler case |1 + eps lambda| <= 1,
-which a field with purely imaginary eigenvalues (eq. 9) never satisfies without diffusion (eq. 12).
+z = dt * lambda(J), where R is the method's stability function R(z) = 1 + z b^T (I - zA)^{-1} 1 of its
+Butcher tableau (``solvers.stability_function``): a polynomial for the explicit tableaus, a rational
+function P(z) / Q(z) for the implicit ones (``solvers.available("implicit")``), which may have poles. The
+discretisation is linearly stable where |R(z)| <= 1 for every eigenvalue: AntisymmetricRNN (000)
+Proposition 2 / eq. 11 is the forward-Euler case |1 + eps lambda| <= 1, which a field with purely imaginary
+eigenvalues (eq. 9) never satisfies without diffusion (eq. 12), while the A-stable implicit methods
+(implicit midpoint, trapezoidal, Gauss-Legendre: |R(iy)| = 1; backward Euler: |R(iy)| < 1 for y != 0) hold
+the whole imaginary axis at any step.
 
 :func:`check_stability` evaluates the Jacobian J_k = df/dh at every state h_{k-1} an ODERNN visits on an
 input x (with the input u_k it holds on that step), forms z = (step_size / substeps) * lambda(J_k) and
@@ -66,7 +70,7 @@ def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) ->
     """J_k = df/dh(h_{k-1}, u_k) for k = 1..T of an ODERNN run on x ``(B, T, m)`` -> ``(B, T, n, n)``.
 
     States come from ``rnn(x, h0)`` (h_0 = h0 or zeros), inputs from ``rnn.field.input_projection(x)``; the
-    input u_k is the one held on step k (DESIGN.md section 2). Only the grid states are used, not the
+    input u_k is the one held on step k (held on [(k-1) eps, k eps)). Only the grid states are used, not the
     intermediate stages of a step.
     """
     field = rnn.field
@@ -83,7 +87,8 @@ def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) ->
 
 
 def amplification(method: solvers.Method, z: np.ndarray) -> np.ndarray:
-    """|R(z)| of an explicit Runge-Kutta method (its tableau's stability polynomial) at complex z."""
+    """|R(z)| of a Runge-Kutta method at complex z: R = P / Q from its tableau (a polynomial for explicit
+    tableaus, rational for implicit ones; ``inf`` at a pole of R)."""
     if method.tableau is None:
         raise ValueError(f"method {method.name!r} ({method.kind}) has no tableau and no scalar R(z); use "
                          "partitioned_euler_amplification on the Jacobians instead")
@@ -157,7 +162,8 @@ class StabilityReport:
 def assess(z: np.ndarray, method: solvers.Method, *, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-eigenvalue amplification and outside-mask for z (any shape).
 
-    Runge-Kutta methods: |R(z)| and ``~solvers.in_stability_region``. Partitioned Euler: pass the
+    Runge-Kutta methods, explicit or implicit: |R(z)| and ``~solvers.in_stability_region`` (which tests
+    |P(z)| <= |Q(z)|, so a pole of R counts as outside without dividing by zero). Partitioned Euler: pass the
     amplification-matrix eigenvalues ``mu`` (same shape as z); outside where |mu| > 1 + 1e-12.
     """
     if method.tableau is None:

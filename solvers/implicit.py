@@ -46,11 +46,16 @@ class NewtonOptions:
 
     Iterations stop once the max-norm of the Newton update is at most ``tol * (1 + max|K|)`` (``tol`` is
     raised to ``10 * eps`` of the state's dtype when smaller, since no update can get below rounding). After
-    ``max_iters`` iterations without that, the step fails with ``NewtonError``.
+    ``max_iters`` iterations without that, the step fails with ``NewtonError``. ``simplified``: the Jacobian
+    df/dy is evaluated once per step, at (t, y), for every stage and iteration, and the matrix is factorised
+    once (simplified Newton, Hairer & Wanner II, eq. IV.8.4): linear instead of quadratic convergence, but no
+    Jacobian per iteration, the expensive part when autograd forms it. Gradients stay exact: with autograd on,
+    the implicit-function backward factorises the matrix at the solution.
     """
 
     tol: float = 1e-10
     max_iters: int = 20
+    simplified: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not (
@@ -58,6 +63,8 @@ class NewtonOptions:
             raise ValueError(f"NewtonOptions.tol must be a finite number > 0, got {self.tol!r}")
         if isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1:
             raise ValueError(f"NewtonOptions.max_iters must be an int >= 1, got {self.max_iters!r}")
+        if not isinstance(self.simplified, bool):
+            raise ValueError(f"NewtonOptions.simplified must be True or False, got {self.simplified!r}")
 
 
 @dataclass
@@ -121,13 +128,18 @@ def implicit_rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTab
     s = tableau.stages
     A, b = _coefficients(tableau, y.dtype, y.device)
     times = [t if ci == 0.0 else t + ci * dt for ci in tableau.c]
+    counter = NewtonCounter() if counter is None else counter
     with torch.no_grad():
         K, LU, pivots = _solve_stages(f, t, y.detach(), _detach(dt), tableau, A, [_detach(ti) for ti in times],
-                                      newton, jacobian, NewtonCounter() if counter is None else counter)
+                                      newton, jacobian, counter)
     if torch.is_grad_enabled():
         Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
         G = torch.stack([f(times[i], Y[:, i]) for i in range(s)], dim=1)
         if G.requires_grad:
+            if newton.simplified:  # the backward needs I - dG/dK at the solution
+                with torch.no_grad():
+                    LU, pivots = _factor_at(f, jacobian, Y.detach(), _detach(dt), tableau, A,
+                                            [_detach(ti) for ti in times], counter)
             K = _ImplicitStages.apply(G, K, LU, pivots)
     return y + dt * torch.einsum("i,bin->bn", b, K)
 
@@ -164,21 +176,25 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
     zero_jac = torch.zeros(batch, n, n, dtype=y.dtype, device=y.device)
     K = k0.unsqueeze(1).expand(batch, s, n).contiguous()
     update = bound = math.nan
+    if newton.simplified:
+        _, J0 = _value_and_jacobian(f, jacobian, t, y)
+        counter.jacobians += 1
+        LU, pivots = _factor(A, [J0 if implicit[i] else zero_jac for i in range(s)], dt, eye)
     for iteration in range(1, newton.max_iters + 1):
         Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
         G, J = [], []
         for i in range(s):
-            if implicit[i]:
+            if not implicit[i]:  # a zero row of A: the stage is f(t, y) (c_i = 0, the row sum), constant in K
+                g, jac = k0, zero_jac
+            elif newton.simplified:
+                g, jac = f(times[i], Y[:, i]), None
+            else:
                 g, jac = _value_and_jacobian(f, jacobian, times[i], Y[:, i])
                 counter.jacobians += 1
-            else:  # a zero row of A: the stage is f(t, y) (c_i = 0, the row sum), constant in K
-                g, jac = k0, zero_jac
             G.append(g)
             J.append(jac)
-        # I - dG/dK with blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l]
-        blocks = A[None, :, None, :, None] * torch.stack(J, dim=1)[:, :, :, None, :]
-        matrix = eye - dt * blocks.reshape(batch, s * n, s * n)
-        LU, pivots, _ = torch.linalg.lu_factor_ex(matrix)
+        if not newton.simplified:
+            LU, pivots = _factor(A, J, dt, eye)
         delta = torch.linalg.lu_solve(LU, pivots, (torch.stack(G, dim=1) - K).reshape(batch, s * n, 1))
         K = K + delta.view(batch, s, n)
         counter.iterations += 1
@@ -196,6 +212,28 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
         f"iterations at t={_float(t):g}, dt={_float(dt):g}: the last update has max-norm {update:.3e} > "
         f"tol * (1 + max|K|) = {bound:.3e} with tol={tol:g}; use a smaller step, a larger max_iters or a "
         f"looser tol (NewtonOptions)", _float(t), _float(dt))
+
+
+def _factor(A: Tensor, J: list[Tensor], dt: Time, eye: Tensor) -> tuple[Tensor, Tensor]:
+    """LU factors of I - dG/dK, blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l]."""
+    batch, n, s = J[0].shape[0], J[0].shape[1], A.shape[0]
+    blocks = A[None, :, None, :, None] * torch.stack(J, dim=1)[:, :, :, None, :]
+    LU, pivots, _ = torch.linalg.lu_factor_ex(eye - dt * blocks.reshape(batch, s * n, s * n))
+    return LU, pivots
+
+
+def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor,
+               times: list, counter: NewtonCounter) -> tuple[Tensor, Tensor]:
+    """LU factors of I - dG/dK with the Jacobians at the stage values Y (B, s, n) of the solution."""
+    J = []
+    for i, row in enumerate(tableau.A):
+        if any(a != 0.0 for a in row):
+            J.append(_value_and_jacobian(f, jacobian, times[i], Y[:, i])[1])
+            counter.jacobians += 1
+        else:
+            J.append(torch.zeros_like(Y[:, 0]).unsqueeze(-1).expand(*Y[:, 0].shape, Y.shape[-1]))
+    eye = torch.eye(Y.shape[1] * Y.shape[2], dtype=Y.dtype, device=Y.device)
+    return _factor(A, J, dt, eye)
 
 
 def _value_and_jacobian(f: Field, jacobian: Optional[Jacobian], t: Time, y: Tensor) -> tuple[Tensor, Tensor]:

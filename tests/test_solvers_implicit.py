@@ -158,6 +158,24 @@ def test_gradcheck_with_respect_to_state_time_step_and_a_parameter(method):
     assert torch.autograd.gradcheck(step, (y, t, dt, W), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["implicit_midpoint", "gauss_legendre4"])
+def test_simplified_newton_reaches_the_same_stages_with_one_jacobian_per_step_and_exact_gradients(method):
+    f, tab = Nonlinear(3, 4), get_tableau(method)
+    y = states(2, 3, 5)
+    full, simplified = NewtonCounter(), NewtonCounter()
+    with torch.no_grad():
+        a = implicit_rk_step(f, 0.3, y, 0.4, tab, TIGHT, counter=full)
+        b = implicit_rk_step(f, 0.3, y, 0.4, tab, NewtonOptions(tol=1e-13, simplified=True), counter=simplified)
+    assert torch.allclose(a, b, atol=1e-11, rtol=0)
+    assert simplified.jacobians == 1 and full.jacobians > 1 and simplified.iterations >= full.iterations
+    W = f.W.clone().requires_grad_()
+
+    def step(y, W):
+        return implicit_rk_step(Nonlinear(3, 4, W=W), 0.3, y, 0.4, tab, NewtonOptions(tol=1e-13, simplified=True))
+
+    assert torch.autograd.gradcheck(step, (y.clone().requires_grad_(), W), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
 def test_gradients_do_not_depend_on_how_the_jacobian_is_obtained_and_flow_over_steps():
     f = Nonlinear(3, 6)
     tab = get_tableau("gauss_legendre4")

@@ -3,7 +3,7 @@
 vanilla:  h_t = tanh(W h_{t-1})                        (a map, iterated directly)
 feedback: dh/dt = tanh(W h + x(t)),  h_t = h_{t-1} + eps tanh(W h_{t-1} + x_t) under forward Euler,
           integrated here with any registered solver over the intervals [(t-1) eps, t eps] with the
-          input x_t held on interval t (DESIGN.md section 2).
+          input x_t held on interval t.
 All computations run in float64.
 """
 from __future__ import annotations
@@ -68,17 +68,19 @@ def feedback_trajectory(W: Tensor, h0: Tensor, T: int, eps: float, method: str,
     """Integrate dh/dt = tanh(W h + x_t) over T intervals of length eps -> ``(T+1, S, 2)``.
 
     ``inputs`` ``(T, S, 2)`` (or None for no input) is held on each interval; one ``solvers.odeint`` call
-    per interval with ``step_size=eps`` (one step for fixed methods; the controller for adaptive ones;
-    blocks (1, 1) for partitioned Euler, i.e. symplectic Euler on the 2-D system).
+    per interval with ``step_size=eps`` (one step for fixed and implicit methods; the controller for adaptive
+    ones; blocks (1, 1) for partitioned Euler, i.e. symplectic Euler on the 2-D system). Implicit methods
+    solve Newton's stage equations per start (``batch_rows``: the S starts are independent systems).
     """
     kind = solvers.get_method(method).kind
     partition = (1, 1) if kind == "partitioned" else None
+    rows = kind == "implicit"
     states = [h0]
     for k in range(T):
         x = 0.0 if inputs is None else inputs[k]
         grid = torch.tensor([k * eps, (k + 1) * eps], dtype=DTYPE)
         sol = solvers.odeint(lambda t, h, x=x: torch.tanh(h @ W.T + x), states[-1], grid, method=method,
-                             step_size=eps, partition=partition)
+                             step_size=eps, partition=partition, batch_rows=rows)
         states.append(sol[-1])
     return torch.stack(states)
 

@@ -2,8 +2,10 @@
 
 Near the origin tanh(W h) ~ W h, so one step multiplies each eigen-component by R(eps lambda) and after T
 steps the radius by |R(eps lambda)|^T (lambda = eigenvalues of W = the Jacobian at the origin; the two are
-conjugate and give the same |R|). For partitioned (symplectic) Euler the prediction is rho(M)^T with M its
-amplification matrix (odernn.stability.partitioned_euler_amplification). The verdict is
+conjugate and give the same |R|). R is the method's stability function, a polynomial for explicit
+tableaus and the rational P(z) / Q(z) for the implicit ones (backward Euler, implicit midpoint, trapezoidal,
+Gauss-Legendre 4, whose |R(iy)| <= 1 at every y). For partitioned (symplectic) Euler the prediction is
+rho(M)^T with M its amplification matrix (odernn.stability.partitioned_euler_amplification). The verdict is
 odernn.stability.assess on z = eps * lambda(W).
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ from experiments.dynamics import planar
 from odernn.stability import assess, partitioned_euler_amplification
 
 MATRICES = ("W0", "Wdiff")
-METHODS = ("euler", "midpoint", "heun", "rk3", "rk4", "dopri5", "partitioned_euler")
+METHODS = ("euler", "midpoint", "heun", "rk3", "rk4", "dopri5", "partitioned_euler", "backward_euler",
+           "implicit_midpoint", "trapezoidal", "gauss_legendre4")
 NEAR_ORIGIN = ((0.01, 0.0),)
 
 
@@ -31,7 +34,11 @@ def prediction_and_verdict(W: torch.Tensor, eps: float, method: str, T: int) -> 
 
 
 def radius_table(T: int = 50, eps: float = 0.1, methods: tuple[str, ...] = METHODS) -> list[dict]:
-    """One row per (matrix, method): ratios from (0.01, 0) and from each of the paper's starts."""
+    """One row per (matrix, method): ratios from (0.01, 0) and from each of the paper's starts.
+
+    ``methods``: any names of ``solvers.available()`` (unknown names raise ``ValueError`` listing them)."""
+    for method in methods:
+        solvers.get_method(method)
     h0 = planar.starts(NEAR_ORIGIN + planar.STARTS)
     rows = []
     for name in MATRICES:

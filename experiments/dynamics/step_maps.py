@@ -4,32 +4,44 @@ The accumulated Jacobian of a run (AFRNN (002) section 4.2, Fig. 4) is the produ
   d s_T / d s_(T-j) = Phi'_T Phi'_(T-1) ... Phi'_(T-j+1),
 so one ``vmap(jacrev(Phi))`` over the T visited states gives every factor at once (no T backward passes).
 - ODERNN: one step of its solver on dh/dt = f(t, h, u_k) with the input held (``substeps`` substeps of
-  step_size / substeps): ``solvers.rk_step`` with the method's tableau, or ``solvers.partitioned_euler_step``
-  over the field's blocks. Adaptive methods use their tableau at the fixed step (their controller is
-  data-dependent control flow); for the fields and steps of these figures it accepts that step anyway.
+  step_size / substeps), taken by ``solvers.steppers.make_stepper`` (explicit tableau, implicit tableau with
+  Newton's method, or partitioned Euler over the field's blocks). Adaptive methods use their tableau at the
+  fixed step (their controller is data-dependent control flow); for the fields and steps of these figures it
+  accepts that step anyway.
+- Implicit methods: Newton's loop stops on a data-dependent test, which ``vmap`` cannot trace, so their
+  per-step Jacobians come from the implicit function theorem instead: one batched step of all T states
+  (rows independent, each with its own input) and n backward passes through the solver's implicit-function
+  gradient give every (n, n) factor (``StepMap.jacobians``).
 - LSTM (``torch.nn.LSTM``, one layer): the cell on the flat state s = (h, c), gates i, f, g, o as in PyTorch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
 import solvers
+from solvers.steppers import make_stepper
 
 Step = Callable[[Tensor, Tensor], Tensor]
+Jacobians = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass
 class StepMap:
-    """``step(s (n,), u (p,)) -> s'``; ``inputs(x (T, m)) -> u (T, p)``; ``top`` is the block Fig. 4 reads."""
+    """``step(s (n,), u (p,)) -> s'``; ``inputs(x (T, m)) -> u (T, p)``; ``top`` is the block Fig. 4 reads.
+
+    ``jacobians(states (T, n), u (T, p)) -> (T, n, n)``, when set, computes d step / d s at every row itself
+    (implicit methods, whose Newton loop ``vmap`` cannot run); otherwise ``step_jacobians`` vmaps jacrev(step).
+    """
 
     step: Step
     inputs: Callable[[Tensor], Tensor]
     state_size: int
     top: slice
+    jacobians: Optional[Jacobians] = None
 
 
 def odernn_step_map(rnn: nn.Module) -> StepMap:
@@ -40,20 +52,45 @@ def odernn_step_map(rnn: nn.Module) -> StepMap:
     substeps = int(getattr(rnn, "substeps", 1))
     dt = float(rnn.step_size) / substeps
     field = rnn.field
-    sizes = [b.stop - b.start for b in field.blocks]
     f = field.prepare()
+    if method.kind == "adaptive":  # its tableau at the fixed step: the controller is data-dependent
+        method = solvers.Method(method.name, "fixed", method.tableau)
+    partition = [b.stop - b.start for b in field.blocks] if method.kind == "partitioned" else None
+    newton = getattr(rnn, "newton", None) if method.kind == "implicit" else None
+    stepper = make_stepper(method, partition=partition, state_size=field.state_size, newton=newton,
+                           rows=method.kind == "implicit")
+
+    def steps(y: Tensor, u: Tensor) -> Tensor:
+        """``substeps`` steps of y (B, n) with the inputs u (B, p), row b with u[b]."""
+        g = lambda t, h: f(t, h, u)  # noqa: E731
+        for _ in range(substeps):
+            y = stepper(g, 0.0, y, dt)
+        return y
 
     def step(s: Tensor, u: Tensor) -> Tensor:
-        g = lambda t, y: f(t, y, u.unsqueeze(0))  # noqa: E731
-        y = s.unsqueeze(0)
-        for _ in range(substeps):
-            if method.tableau is None:
-                y = solvers.partitioned_euler_step(g, 0.0, y, dt, sizes)
-            else:
-                y = solvers.rk_step(g, 0.0, y, dt, method.tableau)
-        return y.squeeze(0)
+        return steps(s.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
 
-    return StepMap(step, field.input_projection, field.state_size, field.blocks[-1])
+    jacobians = None
+    if method.kind == "implicit":
+        def jacobians(states: Tensor, u: Tensor) -> Tensor:
+            return _implicit_function_jacobians(steps, states, u)
+
+    return StepMap(step, field.input_projection, field.state_size, field.blocks[-1], jacobians)
+
+
+def _implicit_function_jacobians(steps: Callable[[Tensor, Tensor], Tensor], states: Tensor, u: Tensor) -> Tensor:
+    """d steps(s, u) / d s for every row of ``states (T, n)`` at once: ``(T, n, n)``.
+
+    Rows are independent, so one step of the whole batch and one backward pass per output coordinate j (the
+    sum over rows of output j) give row j of every Jacobian. The step's backward is the implicit function
+    theorem (``solvers.implicit_rk_step``), not differentiation through Newton's iterations.
+    """
+    n = states.shape[1]
+    with torch.enable_grad():
+        s = states.detach().requires_grad_(True)
+        out = steps(s, u.detach())
+        rows = [torch.autograd.grad(out[:, j].sum(), s, retain_graph=j < n - 1)[0] for j in range(n)]
+    return torch.stack(rows, dim=1)
 
 
 def lstm_step_map(model: nn.Module) -> StepMap:
@@ -91,7 +128,10 @@ def rollout(sm: StepMap, x: Tensor, s0: Tensor | None = None) -> Tensor:
 
 
 def step_jacobians(sm: StepMap, states: Tensor, x: Tensor) -> Tensor:
-    """Phi'_k = d s_k / d s_(k-1) at the visited states, k = 1..T: ``(T, n, n)`` in one vmap(jacrev)."""
+    """Phi'_k = d s_k / d s_(k-1) at the visited states, k = 1..T: ``(T, n, n)`` in one vmap(jacrev), or by
+    the implicit function theorem for implicit methods (``StepMap.jacobians``)."""
+    if sm.jacobians is not None:
+        return sm.jacobians(states[:-1], sm.inputs(x))
     return torch.func.vmap(torch.func.jacrev(sm.step))(states[:-1], sm.inputs(x))
 
 

@@ -1,0 +1,64 @@
+"""odernn.stability with implicit Runge-Kutta methods: verdicts from the rational R(z) = P(z) / Q(z)."""
+import numpy as np
+import pytest
+import torch
+
+import solvers
+from odernn import build_rnn
+from odernn.stability import amplification, assess, check_stability
+
+IMPLICIT_MIDPOINT_R = lambda z: (1 + z / 2) / (1 - z / 2)  # noqa: E731
+BACKWARD_EULER_R = lambda z: 1 / (1 - z)  # noqa: E731
+
+
+def _antisymmetric(solver, step_size, seed=1):
+    torch.manual_seed(seed)
+    return build_rnn("antisymmetric", 1, 12, solver=solver, step_size=step_size, gamma=0.0, sigma_w=4.0)
+
+
+def test_amplification_is_the_rational_function_not_a_polynomial():
+    z = np.array([-100.0, -2.0 + 3.0j, 0.5j, 2.5, 3.0 + 1.0j])
+    be, mid = solvers.get_method("backward_euler"), solvers.get_method("implicit_midpoint")
+    np.testing.assert_allclose(amplification(be, z), np.abs(BACKWARD_EULER_R(z)), rtol=1e-13)
+    np.testing.assert_allclose(amplification(mid, z), np.abs(IMPLICIT_MIDPOINT_R(z)), rtol=1e-13)
+    assert amplification(be, np.array([-100.0]))[0] < 0.01  # a truncated polynomial would be huge out there
+    amp, outside = assess(np.array([1.0, -1e6, 0.5 + 0.1j, 0.3 + 4j]), be)
+    assert np.isinf(amp[0]) and outside.tolist() == [True, False, True, False]  # the pole z = 1 is outside
+    # (backward Euler's region is the outside of the disc |z - 1| < 1, so 0.3 + 4i is inside)
+    amp, outside = assess(np.array([5j, 1e-3 + 5j, -1e-3 + 5j]), mid)
+    assert outside.tolist() == [False, True, False]  # |R(iy)| = 1 exactly on the axis, > 1 right of it
+
+
+def test_far_beyond_rk4s_limit_the_a_stable_methods_stay_inside():
+    """gamma 0, sigma_w 4, eps 3: z = 3 * eig(W - W^T) on the imaginary axis up to |z| ~ 20, far past rk4's 2.83.
+
+    With zero input the state stays at 0 (so Newton converges at once and J = W - W^T)."""
+    x = torch.zeros(2, 6, 1)
+    reports = {s: check_stability(_antisymmetric(s, 3.0), x)
+               for s in ("rk4", "implicit_midpoint", "gauss_legendre4", "backward_euler")}
+    z = reports["rk4"].z
+    assert np.abs(z).max() > 3 * solvers.imaginary_axis_limit("rk4") and np.abs(z.real).max() < 1e-12
+    assert not reports["rk4"].stable and reports["rk4"].max_amplification > 100
+    for name in ("implicit_midpoint", "gauss_legendre4"):
+        assert reports[name].stable, reports[name].summary()
+        assert reports[name].max_amplification == pytest.approx(1.0, abs=1e-12)  # |R(iy)| = 1: no damping
+        assert "inside" in reports[name].summary()
+    np.testing.assert_allclose(reports["implicit_midpoint"].max_amplification,
+                               np.abs(IMPLICIT_MIDPOINT_R(z)).max(), rtol=1e-12)
+    be = reports["backward_euler"]
+    assert be.stable and be.max_amplification == pytest.approx(np.abs(BACKWARD_EULER_R(z)).max(), rel=1e-12)
+    assert be.max_amplification < 1 - 1e-3  # backward Euler damps every non-zero imaginary eigenvalue
+
+
+@pytest.mark.parametrize("solver", ["implicit_midpoint", "gauss_legendre4"])
+def test_along_a_driven_trajectory_implicit_methods_are_inside_where_rk4_is_not(solver):
+    """With inputs the states move and J = diag(tanh') (W - W^T), still purely imaginary eigenvalues; at
+    eps 1 they reach |z| ~ 6 (rk4: outside) and Newton converges for the implicit methods."""
+    x = torch.randn(2, 8, 1, generator=torch.Generator().manual_seed(0))
+    rk4, implicit = check_stability(_antisymmetric("rk4", 1.0), x), check_stability(_antisymmetric(solver, 1.0), x)
+    assert not rk4.stable
+    assert implicit.stable and implicit.kind == "implicit"
+    assert implicit.max_amplification == pytest.approx(1.0, abs=1e-12)
+    assert np.abs(implicit.z).max() > solvers.imaginary_axis_limit("rk4")
+    outside = ~solvers.in_stability_region(solver, implicit.z)
+    assert implicit.fraction_outside == outside.mean() == 0.0
