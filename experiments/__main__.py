@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "double-pendulum": ("experiments.double_pendulum.cli", "ground truth, training and AFRNN Table 3"),
     "sequential": ("experiments.sequential", "sequential image classification (digits, MNIST, CIFAR-10, ...)"),
     "sweep": ("experiments.sweep", "one task across solvers and models"),
+    "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data"),
 }
 
 

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default 0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--memory", action="store_true",
+                        help="instead of times: bytes autograd keeps for backward, euler against reversible_heun, "
+                             "at T=1000 and T=4000 (with --batch and --hidden)")
 
 
 def torch_rnn_step(core: nn.RNNBase) -> Callable[[Tensor], Tensor]:
@@ -71,8 +74,39 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
 
 
+def saved_bytes(model: nn.Module, x: Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward in one forward (each storage counted once)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values())
+
+
+def memory_table(args: argparse.Namespace) -> int:
+    """Saved-for-backward memory of euler (fused scan) and reversible_heun at T = 1000 and 4000."""
+    batch, hidden = args.batch, args.hidden
+    field = AntisymmetricField(args.input_size, hidden, gamma=0.01)
+    models = {"euler": ODERNN(field, "euler"), "reversible_heun": ODERNN(field, "reversible_heun")}
+    print(f"bytes autograd keeps for backward (saved tensors; the returned states are the caller's), "
+          f"B={batch}, H={hidden}, m={args.input_size}, float32\n")
+    print("| T | euler (MB) | reversible_heun (MB) | reversible / euler |")
+    print("|---|---|---|---|")
+    for T in (1000, 4000):
+        x = torch.randn(batch, T, args.input_size)
+        euler, reversible = (saved_bytes(models[name], x) for name in ("euler", "reversible_heun"))
+        print(f"| {T} | {euler / 2**20:.1f} | {reversible / 2**20:.2f} | {reversible / euler:.4f}x |")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     check_args(args)
+    if args.memory:
+        return memory_table(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

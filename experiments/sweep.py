@@ -4,10 +4,12 @@ Every (model, solver) pair is trained with the same settings through :func:`expe
 (its own run folder ``<out-dir>/<model>-<solver>/``, so ``--resume`` continues an interrupted sweep), then
 measured on a batch of test sequences: function evaluations of the vector field per sequence (the solver's
 ``SolveStats.nfe`` for one forward pass; adaptive solvers step the whole batch together, so theirs depends on
-the batch) and the stability check of :func:`odernn.stability.check_stability` (are step * eigenvalues of the
+the batch), Newton iterations per sequence for the implicit methods (``SolveStats.n_newton``: the rows of
+the batch iterate together until all have converged, so like NFE it is a count for the batch's forward pass,
+0 for explicit methods) and the stability check of :func:`odernn.stability.check_stability` (are step * eigenvalues of the
 field's Jacobian along the trajectory inside the solver's stability region? max Re lambda > 0 means the
 continuous field itself grows there, so no step size helps). The table (test accuracy, NFE per sequence,
-mean seconds per training epoch, stability verdict) is written as ``sweep.md``,
+Newton iterations per sequence, mean seconds per training epoch, stability verdict) is written as ``sweep.md``,
 ``sweep.json`` and ``sweep.csv`` and printed.
 """
 from __future__ import annotations
@@ -30,8 +32,8 @@ from odernn.stability import check_stability
 
 DEFAULT_SOLVERS = ("euler", "midpoint", "rk4", "dopri5")
 DEFAULT_MODELS = ("antisymmetric", "gated", "afrnn")
-COLUMNS = ("model", "solver", "parameters", "test_accuracy", "nfe_per_sequence", "epoch_time_s", "stable",
-           "max_amplification", "fraction_outside", "max_real_eig")
+COLUMNS = ("model", "solver", "parameters", "test_accuracy", "nfe_per_sequence", "newton_per_sequence",
+           "epoch_time_s", "stable", "max_amplification", "fraction_outside", "max_real_eig")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -42,7 +44,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def measure(model: torch.nn.Module, task: SequenceTask, n_sequences: int, seed: int, device: str) -> dict[str, Any]:
-    """NFE per sequence and the stability check on the first ``n_sequences`` test sequences."""
+    """NFE, Newton iterations and Jacobian evaluations per sequence (one forward pass of the first
+    ``n_sequences`` test sequences together) and the stability check on them."""
     x = task.test.tensors[0][:n_sequences]
     if task.batch_transform is not None:
         x = task.batch_transform(x, torch.Generator().manual_seed(seed))
@@ -51,11 +54,14 @@ def measure(model: torch.nn.Module, task: SequenceTask, n_sequences: int, seed: 
     with torch.no_grad():
         rnn(x)
     if not hasattr(rnn, "last_stats"):  # torch baselines: no solver, no region
-        return {"nfe_per_sequence": "", "stable": "", "max_amplification": "", "fraction_outside": "", "max_real_eig": ""}
-    nfe = rnn.last_stats.nfe
+        return {"nfe_per_sequence": "", "newton_per_sequence": "", "jacobians_per_sequence": "", "stable": "",
+                "max_amplification": "", "fraction_outside": "", "max_real_eig": ""}
+    stats = rnn.last_stats
     report = check_stability(rnn, x)
-    return {"nfe_per_sequence": nfe, "stable": report.stable, "max_amplification": report.max_amplification,
-            "fraction_outside": report.fraction_outside, "max_real_eig": report.max_real_eig}
+    return {"nfe_per_sequence": stats.nfe, "newton_per_sequence": stats.n_newton,
+            "jacobians_per_sequence": stats.n_jacobians, "stable": report.stable,
+            "max_amplification": report.max_amplification, "fraction_outside": report.fraction_outside,
+            "max_real_eig": report.max_real_eig}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -77,8 +83,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             return f"{value:.2f}"
         return str(value)
 
-    header = ("model", "solver", "params", "test acc. %", "NFE / sequence", "s / epoch", "stability region",
-              "max abs R(z)", "outside", "max Re lambda")
+    header = ("model", "solver", "params", "test acc. %", "NFE / sequence", "Newton / sequence", "s / epoch",
+              "stability region", "max abs R(z)", "outside", "max Re lambda")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(k, row[k]) for k in COLUMNS) + " |" for row in rows]
     adaptive = sorted({row["solver"] for row in rows if row["solver"] and solvers.get_method(row["solver"]).kind
@@ -87,6 +93,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines += ["", f"Adaptive solvers ({', '.join(adaptive)}): NFE counts accepted and rejected steps; the "
                   "stability check uses the nominal step (one per input sample), which their controller shrinks "
                   "where the error estimate demands it."]
+    implicit = sorted({row["solver"] for row in rows if row["solver"] and solvers.get_method(row["solver"]).kind
+                       == "implicit"})
+    if implicit:
+        lines += ["", f"Implicit solvers ({', '.join(implicit)}): Newton / sequence counts the iterations of one "
+                  "forward pass (each one linear solve with the stage Jacobian; the rows of the batch iterate "
+                  "together); the stability region is that of the rational R(z)."]
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                    "test_accuracy": result["test_accuracy"], "epoch_time_s": result["mean_epoch_time_s"],
                    **measure(model, task, args.check_sequences, settings.seed, settings.device)}
             rows.append(row)
-            print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+            print(markdown_table(rows[-1:]).splitlines()[2], flush=True)  # the row, not the notes under it
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ Intervals are 0-based in code: interval k spans [k eps, (k+1) eps] and carries `
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -37,9 +37,10 @@ class InputPath:
             increments = projected[1:] - projected[:-1]
             self.slopes = torch.cat([increments, torch.zeros_like(projected[:1])]).unbind(0)
 
-    def at(self, k: int, s: float) -> Tensor:
-        """u at fraction ``s`` in [0, 1] of interval ``k`` (0-based)."""
-        if self.slopes is None or s == 0.0:
+    def at(self, k: int, s: Union[float, Tensor]) -> Tensor:
+        """u at fraction ``s`` in [0, 1] of interval ``k`` (0-based); ``s`` may be a (B, 1) tensor (one
+        fraction per sample)."""
+        if self.slopes is None or (not isinstance(s, Tensor) and s == 0.0):
             return self.values[k]
         return self.values[k] + s * self.slopes[k]
 

@@ -9,7 +9,7 @@ setting changes; ``forward`` checks its input, calls the integrator and checks t
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,7 @@ from solvers import NewtonOptions, SolveStats
 from solvers.controller import DEFAULT_MAX_STEPS
 
 from .fields.base import VectorField
-from .integrators import FUSED, Settings, resolve
+from .integrators import FUSED, Grid, Settings, resolve
 
 
 def resolve_method(name: str, field: VectorField, adjoint: bool) -> solvers.Method:
@@ -161,23 +161,34 @@ class ODERNN(nn.Module):
             raise ValueError("h0 contains NaN or Inf values")
         return h0
 
-    def check_states(self, states: Tensor) -> None:
+    def check_states(self, states: Tensor, grid: Grid) -> None:
         """One finiteness test per forward on the stacked (T, B, n) states; locate the step only if it fires."""
         finite = torch.isfinite(states.detach())
         if bool(finite.all()):
             return
-        step = int(torch.nonzero(~finite.flatten(1).all(1))[0, 0]) + 1
+        step, sample = torch.nonzero(~finite.all(-1))[0].tolist()
+        time = float(grid.times[sample, step + 1] if grid.per_sample else grid.times[step + 1])
+        step += 1
         raise FloatingPointError(
-            f"the state became non-finite at sequence step {step} of {states.shape[0]} (time {step * self.step_size:g}) "
+            f"the state became non-finite at sequence step {step} of {states.shape[0]} (time {time:g}) "
             f"under solver {self.solver!r} with step_size={self.step_size}; reduce the step size, add diffusion "
             f"(gamma) or pass check_finite=False")
 
     # ---------------------------------------------------------------------------------------- forward
-    def forward(self, x: Tensor, h0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, h0: Optional[Tensor] = None, times: Optional[Tensor] = None,
+                t0: Union[float, Tensor] = 0.0) -> tuple[Tensor, Tensor]:
+        """``times`` (T,) or (B, T): the observation times of h_1..h_T (h_0 at ``t0``), strictly increasing in
+        each sample; sample x_k is held on (t_{k-1}, t_k]. Fixed methods take ceil(interval / (step_size /
+        substeps)) equal steps on every interval of every sample; adaptive ones step onto every sample's
+        times. Default: t_k = t0 + k * step_size."""
         h = self.check_input(x, h0)
         x_tm = x.transpose(0, 1) if self.batch_first else x
-        states, h_n, self.last_stats = self.integrator.integrate(self.field, h, x_tm, self.settings)
+        if times is None:
+            grid = Grid.uniform(x_tm.shape[0], self.step_size, float(t0), x)
+        else:
+            grid = Grid.observed(times, t0, x_tm.shape[1], x_tm.shape[0], x)
+        states, h_n, self.last_stats = self.integrator.integrate(self.field, h, x_tm, grid, self.settings)
         if self.check_finite:
-            self.check_states(states)
+            self.check_states(states, grid)
         outputs = states.transpose(0, 1) if self.batch_first else states
         return outputs, h_n

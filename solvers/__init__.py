@@ -2,10 +2,13 @@
 
 Explicit and implicit Runge-Kutta methods from Butcher tableaus (implicit stages solved by Newton's
 method, differentiated by the implicit function theorem), embedded adaptive pairs with a step-size controller
-that steps onto every output time, partitioned (Gauss-Seidel) Euler, torchdiffeq as an optional backend,
-and stability regions of the methods. Knows nothing about neural networks.
+that steps onto every output time and detects stiffness, partitioned (Gauss-Seidel) Euler, tuple states,
+terminal events (``odeint_event``), torchdiffeq as an optional backend and for the adjoint, and stability
+regions of the methods. Knows nothing about neural networks.
 """
 from solvers.controller import StepController
+from solvers.errors import StepFailure, StiffnessError
+from solvers.events import odeint_event
 from solvers.explicit import rk_step
 from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, implicit_rk_step
 from solvers.odeint import odeint
@@ -18,6 +21,7 @@ from solvers.tableaus import ButcherTableau
 __all__ = [
     "ButcherTableau", "Method", "get_tableau", "get_method", "available", "rk_step",
     "implicit_rk_step", "NewtonOptions", "NewtonCounter", "NewtonError",
-    "partitioned_euler_step", "odeint", "SolveStats", "StepController",
+    "partitioned_euler_step", "odeint", "odeint_event", "SolveStats", "StepController", "StepFailure",
+    "StiffnessError",
     "stability_function", "in_stability_region", "imaginary_axis_limit", "plot_stability_region",
 ]

@@ -7,82 +7,196 @@ Steps are clipped so that the solve lands exactly on every output time and every
 taken in one step, when it is less than two steps in two equal halves. After landing, f is evaluated
 afresh at the output time (no first-same-as-last reuse across it, since f may be discontinuous there).
 
-Gradients flow through the accepted steps (discretise-then-optimise); the step sizes are Python floats
-decided from a detached error ratio, whose read-back is the only host synchronisation per step. The
-states are collected in a list and stacked once, so memory and backward time are linear in len(t).
+Gradients flow through the accepted steps (discretise-then-optimise). The step sizes the controller chooses
+are Python floats decided from a detached error ratio, whose read-back is the only host synchronisation per
+step; a step clipped to a breakpoint is a tensor computed from the breakpoint (dt = t_k - t_now, or half of
+it), so the solution is differentiable with respect to the output times ``t`` as well: moving t_k moves the
+step that lands there (dy/dt_k = f at the landing point, up to the method's error), and moving t_0 moves
+every stage time. The step sequence is piecewise constant in t for an autonomous f (the error ratios do not
+depend on t), so finite differences see the same steps. The states are collected in a list and stacked once,
+so memory and backward time are linear in len(t).
+
+Failures stop the solve at once, naming the time: a non-finite f at a step's start (``FloatingPointError``;
+a step whose trial stages overflow is retried with a smaller step at most ``NONFINITE_RETRIES`` times in a
+row), a problem detected as stiff (``StiffnessError``, ``solvers.stiffness``), the step budget
+(``max_steps`` attempts) or a step size underflow (``RuntimeError``). torchdiffeq's step callbacks of f are
+called around every attempt (``solvers.callbacks``).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
+from solvers.callbacks import Callbacks
 from solvers.controller import StepController
+from solvers.errors import StiffnessError
 from solvers.explicit import Field, rk_stages, weighted_sum
 from solvers.jumps import segments
+from solvers.pytree import Norm, rms_norm
+from solvers.registry import available
 from solvers.stats import SolveStats
+from solvers.stiffness import make_detector
 from solvers.tableaus import ButcherTableau
+
+NONFINITE_RETRIES = 3
+"""Consecutive attempts with non-finite stages (f finite at the step's start) before the solve gives up; each
+retry shrinks the step by the controller's ``min_factor``."""
+UNDERFLOW = 1e-14
+"""A step size below UNDERFLOW * max(1, |t|) stops the solve."""
+
+
+class Step(NamedTuple):
+    """An accepted step: from (t0, y0) with size dt (signed; float or 0-d tensor) and stages ks to (t1, y1)."""
+
+    t0: Tensor
+    y0: Tensor
+    dt: Union[float, Tensor]
+    ks: list[Tensor]
+    t1: Tensor
+    y1: Tensor
+    landed: bool
+
+
+class EmbeddedRK:
+    """One adaptive integration in progress: the current time ``t`` (0-d tensor, and ``t_host`` as a float),
+    state ``y``, proposed step magnitude ``h``, the stage to reuse (``k0``) and the counts of attempts.
+
+    ``start`` chooses the first step; every ``attempt`` tries one step, optionally clipped to land on ``end``,
+    and returns the accepted ``Step`` or None when the step was rejected.
+    """
+
+    def __init__(self, tableau: ButcherTableau, controller: StepController, direction: float,
+                 norm: Norm = rms_norm, callbacks: Callbacks = Callbacks(), t_final: Optional[float] = None) -> None:
+        if tableau.b_err is None:
+            raise ValueError(f"tableau {tableau.name!r} has no embedded weights b_err; adaptive methods need them")
+        self.tableau, self.controller, self.direction = tableau, controller, direction
+        self.norm, self.callbacks, self.t_final = norm, callbacks, t_final
+        self.err_weights = [b - be for b, be in zip(tableau.b, tableau.b_err)]
+        self.stiffness = make_detector(tableau, controller.stiffness_interval)
+        self.accepted = self.rejected = self.nonfinite = 0
+        self.k0: Optional[Tensor] = None
+
+    def start(self, f: Field, t0: Tensor, y0: Tensor, first_step: Optional[float] = None) -> None:
+        """Begin at (t0, y0); the first step is ``first_step`` (a magnitude) or Hairer's starting step."""
+        self.t, self.t_host, self.y = t0, float(t0.detach()), y0
+        if first_step is None:
+            self.k0 = f(t0, y0)
+            self.h = self.controller.initial_step(f, t0, y0, self.k0, self.tableau.order, self.direction, self.norm)
+        else:
+            self.h = float(first_step)
+
+    def stats(self) -> SolveStats:
+        return SolveStats(n_steps=self.accepted + self.rejected, n_accepted=self.accepted, n_rejected=self.rejected)
+
+    def attempt(self, f: Field, end: Optional[Tensor] = None) -> Optional[Step]:
+        """Try one step from (t, y) with f; with ``end`` (a breakpoint ahead) the step is clipped to land on it."""
+        controller = self.controller
+        if self.accepted + self.rejected >= controller.max_steps:
+            target = f" of {self.t_final:g}" if self.t_final is not None else ""
+            raise RuntimeError(f"adaptive solve used max_steps={controller.max_steps} steps and reached only "
+                               f"t={self.t_host:g}{target}; raise max_steps or loosen rtol/atol")
+        dt, dt_mag, landed = self._clip(end)
+        self.callbacks.call("step", self.t, self.y, dt)
+        y0, t0 = self.y, self.t
+        y1, ks = rk_stages(f, t0, y0, dt, self.tableau, self.k0)
+        t1 = end if landed else t0 + dt
+        test = self.stiffness is not None and self.stiffness.due(self.accepted)
+        with torch.no_grad():
+            err = controller.error_ratio(dt * weighted_sum(self.err_weights, ks), y0, y1, self.norm)
+            size = torch.linalg.vector_norm(y1, math.inf)  # an Inf state can have a finite err: check it too
+            checks = [err, size, self.stiffness.estimate(f, t1, y0, dt, y1, ks)] if test else [err, size]
+            values = torch.stack(checks).tolist()
+        err = values[0]
+        if not (math.isfinite(err) and math.isfinite(values[1])):
+            self._non_finite(ks[0], dt_mag)
+            self.callbacks.call("reject", t0, y0, dt)
+            return None
+        self.nonfinite = 0
+        factor = controller.factor(err, self.tableau.order)
+        if err > 1.0:
+            self.rejected += 1
+            self.callbacks.call("reject", t0, y0, dt)
+            self.h, self.k0 = dt_mag * factor, ks[0]
+            if self.h <= UNDERFLOW * max(1.0, abs(self.t_host)):
+                raise RuntimeError(f"adaptive step size underflow (dt={self.h:.3g}) at t={self.t_host:.6g}: the "
+                                   f"problem is too stiff for {self.tableau.name!r} or its solution blows up")
+            return None
+        self.accepted += 1
+        self.callbacks.call("accept", t0, y0, dt)
+        self.h = max(self.h, dt_mag * factor) if dt_mag < self.h else dt_mag * factor
+        self.t, self.t_host, self.y = t1, (float(end.detach()) if landed else self.t_host + self.direction * dt_mag), y1
+        self.k0 = None if landed or not self.tableau.is_fsal else ks[-1]
+        if test and self.stiffness.update(values[2]):
+            self._stiff(values[2], dt_mag)
+        return Step(t0, y0, dt, ks, t1, y1, landed)
+
+    def _clip(self, end: Optional[Tensor]) -> tuple[Union[float, Tensor], float, bool]:
+        """The signed step, its magnitude and whether it lands on ``end``: one step when the remaining distance
+        is at most h, two equal halves when it is less than 2 h (tensors from ``end``, for gradients in t)."""
+        if end is not None:
+            remaining = abs(float(end.detach()) - self.t_host)
+            if self.h >= remaining:
+                return end - self.t, remaining, True
+            if remaining < 2.0 * self.h:
+                return 0.5 * (end - self.t), 0.5 * remaining, False
+        return self.direction * self.h, self.h, False
+
+    def _non_finite(self, k1: Tensor, dt_mag: float) -> None:
+        """A step produced NaN/Inf: fail at once when f at the step's start is not finite (no step size helps),
+        else shrink the step, failing after ``NONFINITE_RETRIES`` such attempts in a row."""
+        self.rejected += 1
+        self.nonfinite += 1
+        where = f"t={self.t_host:.6g} (step {self.accepted + self.rejected}, {self.accepted} accepted)"
+        if not bool(torch.isfinite(k1).all()):
+            raise FloatingPointError(f"f(t, y) is not finite at {where}: the state or f turned NaN/Inf; no step "
+                                     f"size can fix that (check f, or whether the solution blows up)")
+        if self.nonfinite > NONFINITE_RETRIES:
+            raise FloatingPointError(f"{self.nonfinite} attempts in a row from {where} produced NaN/Inf (the last "
+                                     f"with dt={dt_mag:.3g}) although f is finite there (max |f| = "
+                                     f"{float(k1.abs().amax()):.3g}): the solution blows up, or f overflows or leaves "
+                                     f"its domain near it; check f or pass a smaller first_step")
+        self.h, self.k0 = dt_mag * self.controller.min_factor, k1
+
+    def _stiff(self, h_lambda: float, dt_mag: float) -> None:
+        remaining = "" if self.t_final is None else \
+            f" (about {abs(self.t_final - self.t_host) / dt_mag:.2g} more steps of this size to t={self.t_final:g})"
+        raise StiffnessError(
+            f"the problem looks stiff for {self.tableau.name!r} at t={self.t_host:.6g}, step {self.accepted + self.rejected} "
+            f"({self.accepted} accepted): the step size h={dt_mag:.3g} is held at the edge of the method's stability "
+            f"region (estimated h*|lambda| = {h_lambda:.3g} >= {self.stiffness.limit:.3g} in repeated tests), so "
+            f"stability, not accuracy, limits it{remaining}. Use an implicit method with a fixed step_size "
+            f"({', '.join(available('implicit'))}), or pass stiffness_interval=None to continue anyway",
+            self.t_host, dt_mag, h_lambda)
 
 
 def integrate_adaptive(f: Field, y0: Tensor, t: Tensor, tableau: ButcherTableau,
                        controller: StepController, first_step: Optional[float] = None,
-                       jumps: Sequence[float] = ()) -> tuple[Tensor, SolveStats]:
+                       jumps: Sequence[float] = (), norm: Norm = rms_norm,
+                       callbacks: Optional[Callbacks] = None) -> tuple[Tensor, SolveStats]:
     """Solve y' = f(t, y) from (t[0], y0), returning ``(ys, stats)`` with ys of shape (len(t), *y0.shape).
 
     Steps land on every output time and on every jump of f (``solvers.jumps``), and inside each segment f
     is seen from that segment's side. ``first_step`` (a magnitude) overrides Hairer's starting-step
-    selection. Raises ``RuntimeError`` naming the time when ``controller.max_steps`` attempts are used up or
-    the step size underflows.
+    selection; ``norm`` replaces the RMS norm of the error ratio; ``callbacks`` default to f's own
+    (``Callbacks.of(f)``). Raises as described in the module docstring.
     """
-    if tableau.b_err is None:
-        raise ValueError(f"tableau {tableau.name!r} has no embedded weights b_err; adaptive methods need them")
-    times = t.tolist()
+    times = t.detach().tolist()
     outputs = [y0]
     if len(times) == 1:
         return torch.stack(outputs), SolveStats()
-    direction = 1.0 if times[-1] > times[0] else -1.0
-    err_weights = [b - be for b, be in zip(tableau.b, tableau.b_err)]
+    callbacks = Callbacks.of(f) if callbacks is None else callbacks
+    solver = EmbeddedRK(tableau, controller, 1.0 if times[-1] > times[0] else -1.0, norm, callbacks, times[-1])
     pieces = segments(t, jumps)
-    y, t_now, t_host = y0, t[0], times[0]
-    k0: Optional[Tensor] = None
-    if first_step is None:
-        g = pieces[0].restrict(f)
-        k0 = g(t_now, y)
-        h = controller.initial_step(g, t_now, y, k0, tableau.order, direction)
-    else:
-        h = float(first_step)
-    accepted = rejected = 0
+    solver.start(pieces[0].restrict(f), t[0], y0, first_step)
     for piece in pieces:
-        g, end = piece.restrict(f), float(piece.end)
+        g = piece.restrict(f)
         while True:
-            remaining = abs(end - t_host)
-            land = h >= remaining
-            dt_mag = remaining if land else (0.5 * remaining if remaining < 2.0 * h else h)
-            if accepted + rejected >= controller.max_steps:
-                raise RuntimeError(f"adaptive solve used max_steps={controller.max_steps} steps and reached only "
-                                   f"t={t_host:g} of {times[-1]:g}; raise max_steps or loosen rtol/atol")
-            dt = direction * dt_mag
-            y_new, ks = rk_stages(g, t_now, y, dt, tableau, k0)
-            with torch.no_grad():
-                err = float(controller.error_ratio(dt * weighted_sum(err_weights, ks), y, y_new))
-            factor = controller.factor(err, tableau.order)
-            if err <= 1.0:
-                accepted += 1
-                y = y_new
-                h = max(h, dt_mag * factor) if dt_mag < h else dt_mag * factor
-                if land:
-                    t_now, t_host, k0 = piece.end, end, None
-                    break
-                t_now, t_host = t_now + dt, t_host + dt
-                k0 = ks[-1] if tableau.is_fsal else None
-            else:
-                rejected += 1
-                h = dt_mag * factor
-                k0 = ks[0]
-            if h <= 1e-14 * max(1.0, abs(t_host)):
-                raise RuntimeError(f"adaptive step size underflow (dt={h:.3g}) at t={t_host:.6g}: the problem is "
-                                   f"too stiff for {tableau.name!r} or its solution blows up or turns non-finite")
+            step = solver.attempt(g, piece.end)
+            if step is not None and step.landed:
+                break
         if piece.output is not None:
-            outputs.append(y)
-    return torch.stack(outputs), SolveStats(n_steps=accepted + rejected, n_accepted=accepted, n_rejected=rejected)
+            outputs.append(solver.y)
+    return torch.stack(outputs), solver.stats()

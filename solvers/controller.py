@@ -7,27 +7,32 @@ With the local error estimate e of a step from y0 to y1, the error ratio is the 
 
 the step is accepted when err <= 1, and the next step is dt * min(max_factor, max(min_factor,
 safety * err^(-1/(q+1)))) (eq. II.4.13) with q + 1 = ``order`` (the higher order of the pair, as in
-torchdiffeq). All step-size arithmetic happens on the host with Python floats and is detached from autograd.
+torchdiffeq). The norm is the RMS norm by default; tuple states use torchdiffeq's mixed norm and a caller may
+pass its own (``solvers.pytree``). All step-size arithmetic happens on the host with Python floats and is
+detached from autograd.
+
+``stiffness_interval`` sets how often the solve tests for stiffness (``solvers.stiffness``; None: never).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
+from solvers.pytree import Norm, rms_norm
+
 DEFAULT_MAX_STEPS = 1_000_000
-
-
-def _rms(x: Tensor) -> Tensor:
-    return x.pow(2).mean().sqrt()
+DEFAULT_STIFFNESS_INTERVAL = 1000
+"""Accepted steps between two routine stiffness tests (the DOPRI5 code's default NSTIFF)."""
 
 
 @dataclass(frozen=True)
 class StepController:
-    """Error-per-step control: tolerances, safety factor, bounds on step growth and shrinkage, step budget."""
+    """Error-per-step control: tolerances, safety factor, bounds on step growth and shrinkage, step budget,
+    and the interval of the stiffness test."""
 
     rtol: float = 1e-7
     atol: float = 1e-9
@@ -35,6 +40,7 @@ class StepController:
     min_factor: float = 0.2
     max_factor: float = 10.0
     max_steps: int = DEFAULT_MAX_STEPS
+    stiffness_interval: Optional[int] = DEFAULT_STIFFNESS_INTERVAL
 
     def __post_init__(self) -> None:
         for name in ("rtol", "atol"):
@@ -49,11 +55,15 @@ class StepController:
             raise ValueError(f"need 0 < min_factor < 1 < max_factor, got {self.min_factor}, {self.max_factor}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        interval = self.stiffness_interval
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
+            raise ValueError(f"stiffness_interval must be an int >= 1 (accepted steps between stiffness tests) or "
+                             f"None (no test), got {interval!r}")
 
-    def error_ratio(self, error: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
-        """err of eq. II.4.11 as a 0-d tensor (<= 1 means accept)."""
+    def error_ratio(self, error: Tensor, y0: Tensor, y1: Tensor, norm: Norm = rms_norm) -> Tensor:
+        """err of eq. II.4.11 as a 0-d tensor (<= 1 means accept), with ``norm`` in place of the RMS norm."""
         scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
-        return _rms(error / scale)
+        return torch.as_tensor(norm(error / scale), dtype=y0.dtype, device=y0.device)
 
     def factor(self, err: float, order: int) -> float:
         """Factor for the next step size from the error ratio (a non-finite ratio shrinks maximally)."""
@@ -64,17 +74,28 @@ class StepController:
         return min(self.max_factor, max(self.min_factor, self.safety * err ** (-1.0 / order)))
 
     def initial_step(self, f: Callable[[Tensor, Tensor], Tensor], t0: Tensor, y0: Tensor, f0: Tensor,
-                     order: int, direction: float) -> float:
+                     order: int, direction: float, norm: Norm = rms_norm) -> float:
         """Starting step size (magnitude), Hairer, Norsett, Wanner, section II.4 "Starting step size".
 
-        Costs one evaluation of ``f``; ``f0 = f(t0, y0)``.
+        Costs one evaluation of ``f``; ``f0 = f(t0, y0)``. Raises ``FloatingPointError`` naming t0 when f0, or
+        f at the trial point, is not finite (no step size can be chosen from them).
         """
+        def norms(*xs: Tensor) -> list[float]:
+            return torch.stack([torch.as_tensor(norm(x), dtype=y0.dtype, device=y0.device) for x in xs]).tolist()
+
         with torch.no_grad():
+            where = f"at t={float(t0.detach()):g}"
             scale = self.atol + self.rtol * y0.abs()
-            d0, d1 = torch.stack([_rms(y0 / scale), _rms(f0 / scale)]).tolist()
+            d0, d1 = norms(y0 / scale, f0 / scale)
+            if not math.isfinite(d1):
+                raise FloatingPointError(f"f(t, y0) is not finite {where} (NaN or Inf in the derivative of the "
+                                         f"initial state), so the solve cannot start; check f at the initial state")
             h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
             f1 = f(t0 + direction * h0, y0 + (direction * h0) * f0)
-            d2 = float(_rms((f1 - f0) / scale)) / h0
+            d2 = norms((f1 - f0) / scale)[0] / h0
+            if not math.isfinite(d2):
+                raise FloatingPointError(f"f is not finite a trial step of {h0:.3g} away from the initial state "
+                                         f"{where}, so no starting step size can be chosen; pass first_step or check f")
             dmax = max(d1, d2)
             h1 = max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / (order + 1))
             return min(100.0 * h0, h1)

@@ -14,8 +14,9 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from solvers.jumps import segments
+from solvers.callbacks import Callbacks
 from solvers.errors import StepFailure
+from solvers.jumps import segments
 from solvers.stats import SolveStats
 from solvers.tableaus import ButcherTableau
 
@@ -72,7 +73,7 @@ def substeps(interval: float, step_size: Optional[float]) -> int:
 
 def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
                     check_finite: bool = True, max_steps: Optional[int] = None,
-                    jumps: Sequence[float] = ()) -> tuple[Tensor, SolveStats]:
+                    jumps: Sequence[float] = (), callbacks: Optional[Callbacks] = None) -> tuple[Tensor, SolveStats]:
     """Integrate on a fixed grid that lands on every output time; returns ``(ys, stats)``, ys (len(t), *y0.shape).
 
     This is the one fixed-step loop: every fixed method (explicit or implicit Runge-Kutta, partitioned Euler)
@@ -83,10 +84,15 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
     non-finite state raises ``FloatingPointError`` naming the interval where it first appeared. More than
     ``max_steps`` steps in total raise ``ValueError`` before any step is taken. A stepper that fails
     (``StepFailure``, e.g. Newton's method not converging) is re-raised naming the step.
+
+    The steps' sizes and start times are tensors computed from ``t``, so the solution is differentiable with
+    respect to the output times. torchdiffeq's step callbacks (``callbacks``, by default f's own:
+    ``solvers.callbacks``) are called before (``callback_step``) and after (``callback_accept_step``) every step.
     """
-    times = t.tolist()
+    times = t.detach().tolist()
+    callbacks = Callbacks.of(f) if callbacks is None else callbacks
     pieces = segments(t, jumps)
-    counts = [substeps(float(piece.end) - float(piece.start), step_size) for piece in pieces]
+    counts = [substeps(float(piece.end.detach()) - float(piece.start.detach()), step_size) for piece in pieces]
     if max_steps is not None and sum(counts) > max_steps:
         raise ValueError(f"step_size={step_size} needs {sum(counts)} steps over t in [{times[0]:g}, {times[-1]:g}], "
                          f"more than max_steps={max_steps}; use a larger step_size or raise max_steps")
@@ -96,10 +102,16 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
     for piece, n in zip(pieces, counts):
         g, dt = piece.restrict(f), (piece.end - piece.start) / n
         for j in range(n):
+            start = piece.start if j == 0 else piece.start + j * dt
+            if callbacks.any:
+                callbacks.call("step", start, y, dt)
             try:
-                y = stepper(g, piece.start if j == 0 else piece.start + j * dt, y, dt)
+                y_next = stepper(g, start, y, dt)
             except StepFailure as failure:
                 raise failure.at_step(taken + 1, sum(counts)) from None
+            if callbacks.any:
+                callbacks.call("accept", start, y, dt)
+            y = y_next
             taken += 1
         if piece.output is not None:
             outputs.append(y)

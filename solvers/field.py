@@ -27,11 +27,13 @@ class CheckedField:
 
     ``shape`` is the solver's state shape (the flat length for tuple states). f's step callbacks, when it
     has any, become attributes of the same names taking the solver's state; adjoint callbacks are forwarded
-    unchanged (torchdiffeq hands them its own augmented state).
+    unchanged (torchdiffeq hands them its own augmented state). With ``flat=False`` a tuple state is passed
+    through as a tuple (for torchdiffeq, which flattens tuples itself) and only checked.
     """
 
-    def __init__(self, f: Callable[[Tensor, State], State], spec: TreeSpec, shape: torch.Size) -> None:
-        self.f, self.spec, self.shape, self.nfe = f, spec, shape, 0
+    def __init__(self, f: Callable[[Tensor, State], State], spec: TreeSpec, shape: torch.Size,
+                 flat: bool = True) -> None:
+        self.f, self.spec, self.shape, self.nfe, self.flat = f, spec, shape, 0, flat or not spec.is_tuple
         for name in STEP_CALLBACKS:
             callback = getattr(f, name, None)
             if callback is not None:
@@ -42,15 +44,19 @@ class CheckedField:
                 setattr(self, name, callback)
 
     def _in_user_layout(self, callback: Callable) -> Callable:
-        if not self.spec.is_tuple:
+        if not self.spec.is_tuple or not self.flat:
             return callback
         return lambda t0, y0, dt: callback(t0, self.spec.unflatten(y0), dt)
 
-    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+    def __call__(self, t: Tensor, y: State) -> State:
         self.nfe += 1
-        dy = self.f(t, self.spec.unflatten(y))
+        dy = self.f(t, self.spec.unflatten(y) if self.flat else y)
         if self.spec.is_tuple:
-            return self.spec.flatten(dy, what=f"f(t, y) at t={time_str(t)}")
+            what = f"f(t, y) at t={time_str(t)}"
+            if self.flat:
+                return self.spec.flatten(dy, what)
+            self.spec.check(dy, what)
+            return dy
         if not isinstance(dy, Tensor) or dy.shape != self.shape:
             got = tuple(dy.shape) if isinstance(dy, Tensor) else type(dy).__name__
             raise ValueError(f"f(t, y) returned {got} at t={time_str(t)}; it must return a tensor of the "

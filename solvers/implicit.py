@@ -99,7 +99,8 @@ def implicit_rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTab
     Same call as ``solvers.rk_step(f, t, y, dt, tableau)``, plus:
 
     - ``y`` is (B, n): rows are independent samples and ``f(t, y)`` maps (B, n) to (B, n) row by row (row b of
-      the result depends on row b of y only). ``t`` and ``dt`` are floats or 0-d tensors.
+      the result depends on row b of y only). ``t`` and ``dt`` are floats or 0-d tensors, or (B, 1) tensors
+      (each row its own time and step, as in a batch of sequences with their own observation times).
     - ``newton``: tolerance and iteration limit (``NewtonOptions``).
     - ``jacobian(t, y)``, when given, returns df/dy of every row as (B, n, n). By default it comes from
       autograd (``torch.func.jacrev`` of the batch-summed f, which evaluates f once per stage and Jacobian),
@@ -133,7 +134,7 @@ def implicit_rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTab
         K, LU, pivots = _solve_stages(f, t, y.detach(), _detach(dt), tableau, A, [_detach(ti) for ti in times],
                                       newton, jacobian, counter)
     if torch.is_grad_enabled():
-        Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
+        Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
         G = torch.stack([f(times[i], Y[:, i]) for i in range(s)], dim=1)
         if G.requires_grad:
             if newton.simplified:  # the backward needs I - dG/dK at the solution
@@ -181,7 +182,7 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
         counter.jacobians += 1
         LU, pivots = _factor(A, [J0 if implicit[i] else zero_jac for i in range(s)], dt, eye)
     for iteration in range(1, newton.max_iters + 1):
-        Y = y.unsqueeze(1) + dt * torch.einsum("ij,bjn->bin", A, K)
+        Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
         G, J = [], []
         for i in range(s):
             if not implicit[i]:  # a zero row of A: the stage is f(t, y) (c_i = 0, the row sum), constant in K
@@ -218,7 +219,7 @@ def _factor(A: Tensor, J: list[Tensor], dt: Time, eye: Tensor) -> tuple[Tensor, 
     """LU factors of I - dG/dK, blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l]."""
     batch, n, s = J[0].shape[0], J[0].shape[1], A.shape[0]
     blocks = A[None, :, None, :, None] * torch.stack(J, dim=1)[:, :, :, None, :]
-    LU, pivots, _ = torch.linalg.lu_factor_ex(eye - dt * blocks.reshape(batch, s * n, s * n))
+    LU, pivots, _ = torch.linalg.lu_factor_ex(eye - _stagewise(dt) * blocks.reshape(batch, s * n, s * n))
     return LU, pivots
 
 
@@ -254,8 +255,14 @@ def _value_and_jacobian(f: Field, jacobian: Optional[Jacobian], t: Time, y: Tens
     return value, jac.permute(1, 0, 2)
 
 
+def _stagewise(dt: Time) -> Time:
+    """dt shaped to multiply (B, s, n) stage arrays: a per-row (B, 1) step becomes (B, 1, 1)."""
+    return dt.unsqueeze(-1) if isinstance(dt, Tensor) and dt.dim() == 2 else dt
+
+
 def _float(v: Time) -> float:
-    return float(v.detach()) if isinstance(v, Tensor) else float(v)
+    """A time or step for messages: per-row values (B, 1) are reported by their first row."""
+    return float(v.detach().reshape(-1)[0]) if isinstance(v, Tensor) else float(v)
 
 
 class _ImplicitStages(torch.autograd.Function):

@@ -33,9 +33,10 @@ def check_jumps(jumps: Union[Tensor, Sequence[float], None], t: Tensor) -> list[
         raise ValueError(f"jumps must be a 1-D sequence of times, got shape {tuple(jumps.shape)}")
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"jumps contains NaN or Inf: {values}")
-    lo, hi = sorted((float(t[0]), float(t[-1])))
+    first, last = float(t[0].detach()), float(t[-1].detach())
+    lo, hi = sorted((first, last))
     inside = sorted({v for v in values if lo < v < hi})
-    return inside if float(t[-1]) >= float(t[0]) else inside[::-1]
+    return inside if last >= first else inside[::-1]
 
 
 class OneSided:
@@ -74,7 +75,7 @@ class Segment:
         if not (self.start_is_jump or self.end_is_jump):
             return f
         up = torch.tensor(math.inf, dtype=self.start.dtype, device=self.start.device)
-        direction = 1.0 if float(self.end) >= float(self.start) else -1.0
+        direction = 1.0 if float(self.end.detach()) >= float(self.start.detach()) else -1.0
         first = torch.nextafter(self.start.detach(), direction * up) if self.start_is_jump else self.start.detach()
         last = torch.nextafter(self.end.detach(), -direction * up) if self.end_is_jump else self.end.detach()
         lo, hi = (first, last) if direction > 0 else (last, first)
@@ -84,7 +85,7 @@ class Segment:
 
 def segments(t: Tensor, jumps: Sequence[float]) -> list[Segment]:
     """The segments of a solve over the output times ``t`` (1-D, strictly monotonic) with ``jumps`` inside."""
-    times = t.tolist()
+    times = t.detach().tolist()
     direction = 1.0 if len(times) < 2 or times[-1] >= times[0] else -1.0
     points: list[tuple[float, Optional[int]]] = [(v, k) for k, v in enumerate(times)]
     on_output = set(times)

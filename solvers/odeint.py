@@ -1,194 +1,123 @@
 """``odeint``: solve y' = f(t, y) at the output times ``t``, with torchdiffeq's calling convention."""
 from __future__ import annotations
 
-import math
+import inspect
 from dataclasses import replace
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from solvers import torchdiffeq_backend as tdq
 from solvers.adaptive import integrate_adaptive
-from solvers.controller import DEFAULT_MAX_STEPS, StepController
+from solvers.controller import DEFAULT_MAX_STEPS
 from solvers.explicit import integrate_fixed
 from solvers.implicit import NewtonOptions
-from solvers.jumps import check_jumps
-from solvers.registry import get_method
-from solvers.steppers import make_stepper
+from solvers.plan import make_plan
+from solvers.pytree import State
 from solvers.stats import SolveStats
 
-BACKENDS = ("odernn", "torchdiffeq")
-ADAPTIVE_TORCHDIFFEQ = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
-ADAPTIVE_OPTIONS = ("safety", "min_factor", "max_factor", "first_step")
-# Our methods whose tableau torchdiffeq implements identically (its "rk4" is the 3/8 rule).
-TORCHDIFFEQ_NAMES = {"euler": "euler", "midpoint": "midpoint", "heun": "heun2", "rk38": "rk4",
-                     "bosh3": "bosh3", "dopri5": "dopri5", "adaptive_heun": "adaptive_heun"}
 
-
-class _CheckedField:
-    """f with its evaluations counted and the shape of every derivative checked against the state's."""
-
-    def __init__(self, f: Callable[[Tensor, Tensor], Tensor], shape: torch.Size):
-        self.f, self.shape, self.nfe = f, shape, 0
-
-    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        self.nfe += 1
-        dy = self.f(t, y)
-        if not isinstance(dy, Tensor) or dy.shape != self.shape:
-            got = tuple(dy.shape) if isinstance(dy, Tensor) else type(dy).__name__
-            raise ValueError(f"f(t, y) returned {got} at t={float(t):g}; it must return a tensor of the "
-                             f"state's shape {tuple(self.shape)}")
-        return dy
-
-
-class _CheckedModule(nn.Module):
-    """``_CheckedField`` as an nn.Module, so torchdiffeq's adjoint finds f's parameters."""
-
-    def __init__(self, f: nn.Module, shape: torch.Size):
-        super().__init__()
-        self.inner = f
-        self.checked = _CheckedField(f, shape)
-
-    def forward(self, t: Tensor, y: Tensor) -> Tensor:
-        return self.checked(t, y)
-
-
-def odeint(f: Callable[[Tensor, Tensor], Tensor], y0: Tensor, t: Union[Tensor, Sequence[float]],
+def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
            method: str = "rk4", step_size: Optional[float] = None, rtol: float = 1e-7, atol: float = 1e-9,
            adjoint: bool = False, return_stats: bool = False, backend: str = "odernn",
            check_finite: bool = True, max_steps: int = DEFAULT_MAX_STEPS,
            partition: Optional[Sequence[int]] = None, jumps: Union[Tensor, Sequence[float], None] = None,
-           newton: Optional[NewtonOptions] = None, batch_rows: bool = False, **options: Any
-           ) -> Union[Tensor, tuple[Tensor, SolveStats]]:
+           newton: Optional[NewtonOptions] = None, batch_rows: bool = False, *,
+           options: Optional[Mapping[str, Any]] = None, event_fn: Optional[Callable] = None,
+           adjoint_params: Optional[Sequence[Tensor]] = None, adjoint_options: Optional[Mapping[str, Any]] = None,
+           adjoint_rtol: Optional[float] = None, adjoint_atol: Optional[float] = None,
+           adjoint_method: Optional[str] = None, **keyword_options: Any) -> Any:
     """Solve y' = f(t, y), y(t[0]) = y0, returning y at every time of ``t``: shape (len(t), *y0.shape).
 
+    - ``y0``: a floating-point tensor of float32 or float64 (half precision is refused: ``solvers.validate``),
+      or a tuple of such tensors, in which case ``f`` takes and returns tuples and the result is a tuple of
+      stacked tensors (torchdiffeq's tuple states, ``solvers.pytree``; adaptive methods then use its mixed norm).
     - ``f(t, y)`` gets ``t`` as a 0-d tensor with y0's dtype and device and returns dy/dt shaped like y.
-    - ``t``: 1-D, finite, strictly increasing or strictly decreasing (as in torchdiffeq).
+    - ``t``: 1-D, finite, strictly increasing or strictly decreasing (as in torchdiffeq). Every method's
+      output is differentiable with respect to ``t`` (and y0 and f's tensors).
     - ``method``: a name from ``solvers.available()``. Fixed methods take ``step_size`` (default: the
       spacing of ``t``; an interval that ``step_size`` does not divide gets ceil(interval / step_size)
-      equal substeps) and land on every output time. Adaptive methods use ``rtol``/``atol`` (``step_size``
-      is ignored, as in torchdiffeq) and step exactly onto every output time; ``options`` may set the
-      controller's ``safety``, ``min_factor``, ``max_factor`` and a ``first_step``.
+      equal substeps) and land on every output time. Adaptive methods use ``rtol``/``atol`` (``step_size`` is
+      ignored) and step exactly onto every output time; their options (``solvers.options``) set the
+      controller's ``safety``, ``min_factor``, ``max_factor``, a ``first_step``, the error ``norm`` and the
+      ``stiffness_interval`` of the stiffness test (``solvers.stiffness``: a problem detected as stiff raises
+      ``StiffnessError`` suggesting an implicit method).
       ``partitioned_euler`` needs ``partition``, the block sizes of y's last dimension. Implicit methods
       (``available("implicit")``) step like fixed ones and solve their stages by Newton's method with the
       ``newton`` options (``NewtonOptions(tol, max_iters)``); gradients use the implicit function theorem.
+    - ``options`` (torchdiffeq's dict) and extra keyword arguments are the method's options, merged; torchdiffeq's
+      names (``ifactor``, ``dfactor``, ``max_num_steps``, ``jump_t``, ``step_size``) are accepted, options we do
+      not implement and unknown keyword arguments raise ``ValueError`` listing the allowed ones.
     - ``jumps``: times where f is discontinuous in t (``solvers.jumps``): no step straddles one, and a stage
       evaluated there sees the side of the step it belongs to (torchdiffeq's ``jump_t``).
     - ``batch_rows``: y0 is (B, n) and f treats its rows as B separate systems (a batch of trajectories), so an
       implicit method solves B stage systems of size s*n instead of one of size s*B*n.
+    - f's torchdiffeq step callbacks (``callback_step``, ``callback_accept_step``, ``callback_reject_step``)
+      are called around every step (``solvers.callbacks``).
     - ``backend="torchdiffeq"``: ``method`` is one of torchdiffeq's names (dopri8, rk4 = 3/8 rule, ...),
-      ``step_size`` and ``options`` go to its ``options``.
+      ``step_size`` and the options go to its ``options`` (checked against what its solver accepts).
     - ``adjoint=True``: solve with ``torchdiffeq.odeint_adjoint`` (O(1) memory in the number of steps,
-      gradients by solving the adjoint ODE backwards). Requires ``f`` to be an ``nn.Module`` (the
-      gradients go to ``f.parameters()``). With ``backend="odernn"`` only methods that torchdiffeq
-      implements identically are allowed (euler, midpoint, heun, rk38, bosh3, dopri5, adaptive_heun);
-      its adaptive solvers interpolate at output times rather than stepping onto them.
+      gradients by solving the adjoint ODE backwards). Gradients go to ``f.parameters()`` when f is an
+      ``nn.Module``, else to ``adjoint_params`` (required then); ``adjoint_options``, ``adjoint_rtol``,
+      ``adjoint_atol`` and ``adjoint_method`` configure the backward solve and are refused without
+      ``adjoint=True``. With ``backend="odernn"`` only methods that torchdiffeq implements identically are
+      allowed (euler, midpoint, heun, rk38, bosh3, dopri5, adaptive_heun); its adaptive solvers interpolate at
+      output times rather than stepping onto them.
+    - ``event_fn``: as in torchdiffeq, solve from ``t[0]`` until ``event_fn(t, y)`` changes sign (``t`` must
+      have 2 entries; the direction of ``t[1]`` sets the direction of time) and return ``(event_t, solution)``
+      (``solvers.events.odeint_event``).
     - ``check_finite``: a fixed-step solve whose state turns non-finite raises ``FloatingPointError``
-      naming the interval (checked once per output time, read back once at the end).
-    - ``max_steps``: at most this many steps (adaptive: attempts) in our backend.
+      naming the interval (checked once per output time, read back once at the end). Adaptive solves always
+      stop at the first non-finite f (``solvers.adaptive``).
+    - ``max_steps``: at most this many steps (adaptive: attempts) in our backend; torchdiffeq's adaptive
+      methods get it as ``max_num_steps`` when it is not the default.
     - ``return_stats=True`` returns ``(ys, SolveStats)``; nfe counts the forward solve's evaluations.
 
     Bad input raises ``ValueError`` naming the problem.
     """
-    y0, t = _check_state_and_times(y0, t)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)}")
-    if step_size is not None:
-        step_size = float(step_size)
-        if not (math.isfinite(step_size) and step_size > 0.0):
-            raise ValueError(f"step_size must be a finite number > 0, got {step_size}")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if adjoint or backend == "torchdiffeq":
-        return _torchdiffeq_solve(f, y0, t, method, step_size, rtol, atol, adjoint, backend, return_stats,
-                                  partition, check_jumps(jumps, t), options)
-    spec = get_method(method)
-    if spec.kind == "adaptive" and (partition is not None or newton is not None):
-        make_stepper(spec, partition=partition, newton=newton)  # raises, naming the misplaced option
-    jump_times = check_jumps(jumps, t)
-    field = _CheckedField(f, y0.shape)
-    if spec.kind == "adaptive":
-        unknown = sorted(set(options) - set(ADAPTIVE_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown options {unknown} for adaptive method {method!r}; "
-                             f"allowed: {', '.join(ADAPTIVE_OPTIONS)}")
-        first_step = options.pop("first_step", None)
-        if first_step is not None and not (math.isfinite(first_step) and first_step > 0.0):
-            raise ValueError(f"first_step must be a finite number > 0, got {first_step}")
-        controller = StepController(rtol=rtol, atol=atol, max_steps=max_steps, **options)
-        ys, stats = integrate_adaptive(field, y0, t, spec.tableau, controller, first_step, jump_times)
+    adjoint_arguments = dict(adjoint_params=adjoint_params, adjoint_options=adjoint_options,
+                             adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method)
+    if event_fn is not None:
+        from solvers.events import odeint_event
+
+        return _event_from_odeint(odeint_event, f, y0, t, event_fn, method=method, step_size=step_size, rtol=rtol,
+                                  atol=atol, adjoint=adjoint, return_stats=return_stats, backend=backend,
+                                  check_finite=check_finite, max_steps=None if max_steps == DEFAULT_MAX_STEPS else max_steps,
+                                  partition=partition, jumps=jumps,
+                                  newton=newton, batch_rows=batch_rows, options=options, **adjoint_arguments,
+                                  **keyword_options)
+    plan = make_plan(f, y0, t, method, step_size, rtol, atol, adjoint, backend,
+                     None if max_steps == DEFAULT_MAX_STEPS else max_steps, partition, jumps, newton, batch_rows,
+                     options, keyword_options, adjoint_arguments, ODEINT_ARGUMENTS)
+    field = plan.field(f)
+    if plan.torchdiffeq:
+        ys = tdq.solve(field, y0, plan.t, plan.tdq_method, plan.rtol, plan.atol, plan.tdq_options, adjoint,
+                       plan.adjoint_kwargs)
+        return (ys, SolveStats(nfe=field.nfe)) if return_stats else ys
+    if plan.method.kind == "adaptive":
+        ys, stats = integrate_adaptive(field, plan.y0, plan.t, plan.method.tableau, plan.controller, plan.first_step,
+                                       plan.jumps, plan.norm)
         stats = replace(stats, nfe=field.nfe)
     else:
-        if options:
-            raise ValueError(f"options {sorted(options)} are not used by fixed-step method {method!r}")
-        if batch_rows and y0.dim() != 2:
-            raise ValueError(f"batch_rows=True needs y0 of shape (batch, n), got {tuple(y0.shape)}")
-        stepper = make_stepper(spec, partition=partition, state_size=y0.shape[-1], newton=newton, rows=batch_rows)
-        ys, stats = integrate_fixed(field, y0, t, stepper, step_size, check_finite, max_steps, jump_times)
+        stepper = plan.stepper()
+        ys, stats = integrate_fixed(field, plan.y0, plan.t, stepper, plan.step_size, check_finite, plan.max_steps,
+                                    plan.jumps)
         stats = replace(stats, nfe=field.nfe, **stepper.counts())
+    ys = plan.spec.unflatten(ys, (len(plan.t),))
     return (ys, stats) if return_stats else ys
 
 
-def _check_state_and_times(y0: Tensor, t: Union[Tensor, Sequence[float]]) -> tuple[Tensor, Tensor]:
-    """Validate y0 (floating, finite) and t (1-D, finite, strictly monotonic); t gets y0's dtype/device."""
-    if not isinstance(y0, Tensor) or not y0.is_floating_point():
-        raise ValueError(f"y0 must be a floating-point tensor, got {type(y0).__name__}"
-                         + (f" of dtype {y0.dtype}" if isinstance(y0, Tensor) else ""))
-    if not bool(torch.isfinite(y0).all()):
-        raise ValueError(f"y0 contains NaN or Inf ({int((~torch.isfinite(y0)).sum())} of {y0.numel()} entries)")
-    if isinstance(t, Tensor):
-        t = t.to(device=y0.device, dtype=y0.dtype)
-    else:
-        t = torch.tensor(t, device=y0.device, dtype=y0.dtype)
-    if t.dim() != 1 or t.numel() == 0:
-        raise ValueError(f"t must be a non-empty 1-D tensor of output times, got shape {tuple(t.shape)}")
-    times = t.tolist()
-    if not all(math.isfinite(x) for x in times):
-        raise ValueError(f"t contains NaN or Inf: {times}")
-    if len(times) > 1:
-        sign = 1.0 if times[1] > times[0] else -1.0
-        for k in range(len(times) - 1):
-            if not sign * (times[k + 1] - times[k]) > 0.0:
-                kind = "repeated" if times[k + 1] == times[k] else "non-monotonic"
-                raise ValueError(f"t must be strictly monotonic (increasing or decreasing); {kind} at "
-                                 f"t[{k}]={times[k]:g}, t[{k + 1}]={times[k + 1]:g}")
-    return y0, t
+def _event_from_odeint(odeint_event: Callable, f: Callable, y0: State, t: Union[Tensor, Sequence[float]],
+                       event_fn: Callable, check_finite: bool, jumps: Any, **kwargs: Any) -> Any:
+    """torchdiffeq's ``odeint(..., event_fn=...)``: ``t`` has 2 entries, t[0] the start, t[1] only its direction."""
+    if len(t) != 2:
+        raise ValueError(f"odeint with event_fn needs t with 2 entries (the start and, by its sign, the direction "
+                         f"of time; as in torchdiffeq), got {len(t)}; or call solvers.odeint_event(f, y0, t0, event_fn)")
+    if jumps is not None:
+        raise ValueError("jumps are not supported when solving for an event")
+    times = t.detach().tolist() if isinstance(t, Tensor) else [float(v) for v in t]
+    return odeint_event(f, y0, t[0], event_fn, reverse_time=times[1] < times[0], **kwargs)
 
 
-def _torchdiffeq_solve(f, y0: Tensor, t: Tensor, method: str, step_size: Optional[float], rtol: float,
-                       atol: float, adjoint: bool, backend: str, return_stats: bool,
-                       partition: Optional[Sequence[int]], jumps: list[float], options: dict[str, Any]):
-    """Hand the solve to torchdiffeq (``odeint`` or, with ``adjoint``, ``odeint_adjoint``)."""
-    import torchdiffeq
-    from torchdiffeq._impl.odeint import SOLVERS
-
-    if partition is not None:
-        raise ValueError("partition is only used by method 'partitioned_euler' of backend 'odernn'")
-    if backend == "odernn":
-        if method not in TORCHDIFFEQ_NAMES:
-            get_method(method)  # unknown names: the registry's error listing ours
-            raise ValueError(f"adjoint=True runs torchdiffeq's odeint_adjoint, which has no method identical to "
-                             f"{method!r}; use one of {', '.join(TORCHDIFFEQ_NAMES)}, or backend='torchdiffeq' "
-                             f"with one of its names")
-        method = TORCHDIFFEQ_NAMES[method]
-    elif method not in SOLVERS:
-        raise ValueError(f"unknown torchdiffeq method {method!r}; known: {', '.join(SOLVERS)}")
-    opts = dict(options)
-    if jumps:
-        if method not in ADAPTIVE_TORCHDIFFEQ:
-            raise ValueError(f"jumps are handled by torchdiffeq's adaptive methods ({', '.join(ADAPTIVE_TORCHDIFFEQ)}), "
-                             f"not by {method!r}; with a fixed method put the jump times into t instead")
-        opts["jump_t"] = torch.tensor(jumps, dtype=t.dtype, device=t.device)
-    if step_size is not None:
-        opts["step_size"] = step_size
-    if adjoint:
-        if not isinstance(f, nn.Module):
-            raise ValueError("adjoint=True requires f to be a torch.nn.Module: torchdiffeq's odeint_adjoint "
-                             "computes gradients for f.parameters() (tensors captured in a closure get none)")
-        field = _CheckedModule(f, y0.shape)
-        counter = field.checked
-        ys = torchdiffeq.odeint_adjoint(field, y0, t, rtol=rtol, atol=atol, method=method, options=opts or None)
-    else:
-        field = counter = _CheckedField(f, y0.shape)
-        ys = torchdiffeq.odeint(field, y0, t, rtol=rtol, atol=atol, method=method, options=opts or None)
-    return (ys, SolveStats(nfe=counter.nfe)) if return_stats else ys
+ODEINT_ARGUMENTS = tuple(name for name, p in inspect.signature(odeint).parameters.items()
+                         if name not in ("f", "y0", "t") and p.kind is not p.VAR_KEYWORD)

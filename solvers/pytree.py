@@ -36,15 +36,12 @@ class TreeSpec:
     def is_tuple(self) -> bool:
         return self.shapes is not None
 
-    def flatten(self, tree: State, what: str = "state") -> Tensor:
-        """The state as the solver sees it: a tensor unchanged; a tuple as one 1-D concatenation.
-
-        ``ValueError`` naming ``what`` when ``tree`` does not have this layout (wrong type, length or shapes).
-        """
+    def check(self, tree: State, what: str = "state") -> None:
+        """``ValueError`` naming ``what`` when ``tree`` does not have this layout (type, length, shapes)."""
         if self.shapes is None:
             if not isinstance(tree, Tensor):
                 raise ValueError(f"{what} must be a tensor like y0, got {type(tree).__name__}")
-            return tree
+            return
         if not isinstance(tree, (tuple, list)) or len(tree) != len(self.shapes):
             got = f"{type(tree).__name__} of length {len(tree)}" if isinstance(tree, (tuple, list)) else \
                 type(tree).__name__
@@ -53,6 +50,12 @@ class TreeSpec:
             if not isinstance(leaf, Tensor) or leaf.shape != shape:
                 got = tuple(leaf.shape) if isinstance(leaf, Tensor) else type(leaf).__name__
                 raise ValueError(f"{what}[{i}] must be a tensor of shape {tuple(shape)} like y0[{i}], got {got}")
+
+    def flatten(self, tree: State, what: str = "state") -> Tensor:
+        """The state as the solver sees it: a tensor unchanged; a tuple as one 1-D concatenation (``check``ed)."""
+        self.check(tree, what)
+        if self.shapes is None:
+            return tree
         return torch.cat([leaf.reshape(-1) for leaf in tree])
 
     def unflatten(self, flat: Tensor, lead: Sequence[int] = ()) -> State:

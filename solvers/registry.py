@@ -6,14 +6,15 @@ from typing import Optional
 
 from solvers.tableaus import TABLEAUS, ButcherTableau
 
-KINDS = ("fixed", "adaptive", "implicit", "partitioned")
+KINDS = ("fixed", "adaptive", "implicit", "partitioned", "reversible")
 
 
 @dataclass(frozen=True)
 class Method:
     """A named solver: ``kind`` is "fixed" (explicit RK on a grid), "adaptive" (embedded RK with error
-    control), "implicit" (implicit RK on a grid, stages solved by Newton's method) or "partitioned"
-    (Gauss-Seidel Euler over blocks; ``tableau`` is None)."""
+    control), "implicit" (implicit RK on a grid, stages solved by Newton's method), "partitioned"
+    (Gauss-Seidel Euler over blocks) or "reversible" (reversible Heun, ``solvers.reversible``: a state pair
+    that can be run backwards exactly); the last two have no tableau (``tableau`` is None)."""
 
     name: str
     kind: str
@@ -29,11 +30,12 @@ def _kind(tableau: ButcherTableau) -> str:
 _METHODS: dict[str, Method] = {
     **{name: Method(name, _kind(tab), tab) for name, tab in TABLEAUS.items()},
     "partitioned_euler": Method("partitioned_euler", "partitioned", None),
+    "reversible_heun": Method("reversible_heun", "reversible", None),
 }
 
 
 def available(kind: Optional[str] = None) -> list[str]:
-    """Every registered method name, or those of one ``kind`` ("fixed", "adaptive", "implicit", "partitioned")."""
+    """Every registered method name, or those of one ``kind`` (``KINDS``)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; known kinds: {', '.join(KINDS)}")
     return [name for name, m in _METHODS.items() if kind is None or m.kind == kind]

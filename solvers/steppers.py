@@ -17,6 +17,7 @@ from solvers.explicit import rk_step
 from solvers.implicit import NewtonCounter, NewtonOptions, implicit_rk_step
 from solvers.partitioned import check_partition, partitioned_euler_step
 from solvers.registry import Method, available
+from solvers.reversible import reversible_heun_step
 
 
 @dataclass
@@ -74,4 +75,20 @@ def make_stepper(method: Method, *, partition: Optional[Sequence[int]] = None, s
 
         stepper.step = on_rows if rows else flattened
         return stepper
+    if method.kind == "reversible":
+        return ReversibleStepper()
     raise ValueError(f"method {method.name!r} is {method.kind}: it has its own adaptive loop, not a fixed step")
+
+
+class ReversibleStepper(Stepper):
+    """Reversible Heun as a stepper of the fixed-step loop: it carries its second state z (z_0 = y_0) from one
+    call to the next, so one instance serves one solve. Plain autograd through it stores every step; the
+    O(1)-memory backward that reconstructs the states is ODERNN's ``ReversibleScan``."""
+
+    def __init__(self) -> None:
+        super().__init__(self._step)
+        self.z: Optional[Tensor] = None
+
+    def _step(self, f: Callable, t: object, y: Tensor, dt: object) -> Tensor:
+        y_next, self.z, _ = reversible_heun_step(f, t, y, y if self.z is None else self.z, dt)
+        return y_next

@@ -65,7 +65,8 @@ def test_non_finite_state_names_the_time_and_can_be_turned_off():
 
 
 def test_adaptive_blow_up_raises_with_the_time():
-    with pytest.raises(RuntimeError, match=r"step size underflow \(dt=.*\) at t=1: the problem is too stiff"):
+    with pytest.raises(FloatingPointError, match=r"attempts in a row from t=1 \(step \d+, \d+ accepted\) produced "
+                                                 r"NaN/Inf.*the solution blows up"):
         odeint(blow_up, Y0, torch.tensor([0.0, 2.0], dtype=torch.float64), method="dopri5")
 
 

@@ -41,3 +41,60 @@ def test_gradcheck_adaptive_solve_with_fixed_accepted_steps(inputs):
     _, stats = solve(*inputs)
     assert (stats.n_accepted, stats.n_rejected) == (len(t) - 1, 0)
     assert gradcheck(lambda y0, W: solve(y0, W)[0], inputs)
+
+
+def decay(t, y):
+    return -y
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bosh3", "adaptive_heun"])
+def test_adaptive_output_is_differentiable_in_the_output_times(method):
+    """y' = -y, y(0) = 1: y(t1) = exp(-(t1 - t0)), so d y(t1) / d(t0, t1) = (e^-1, -e^-1) at t = (0, 1)."""
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    ys = odeint(decay, torch.ones(1, dtype=torch.float64), t, method=method, rtol=1e-10, atol=1e-12)
+    (grad,) = torch.autograd.grad(ys[-1, 0], t)
+    e = torch.exp(torch.tensor(-1.0, dtype=torch.float64))
+    assert torch.allclose(grad, torch.stack([e, -e]), atol=1e-8), grad
+
+
+def nonlinear(t, y):
+    return torch.sin(3.0 * t) * y - y ** 3
+
+
+def autonomous(t, y):
+    return -y ** 3 + 0.5 * y.flip(-1)
+
+
+# Step sizes that do not divide the intervals of T_GRAD, so gradcheck's perturbations keep the substep counts.
+T_GRAD = (0.1, 0.4, 0.9)
+
+
+@pytest.mark.parametrize("method, f, options", [
+    ("euler", nonlinear, dict(step_size=0.07)),
+    ("rk4", nonlinear, {}),
+    ("backward_euler", nonlinear, dict(step_size=0.07)),
+    ("gauss_legendre4", nonlinear, dict(step_size=0.07)),
+    ("partitioned_euler", nonlinear, dict(step_size=0.07, partition=(1, 1))),
+    ("dopri5", nonlinear, dict(rtol=1e-2, atol=1e-2)),  # every step lands on an output time
+    ("dopri5", autonomous, dict(rtol=1e-8, atol=1e-8)),  # interior steps, piecewise constant in t
+    ("bosh3", autonomous, dict(rtol=1e-6, atol=1e-6)),
+    ("adaptive_heun", nonlinear, dict(rtol=1e-1, atol=1e-1)),
+])
+def test_gradcheck_with_respect_to_the_output_times(method, f, options):
+    y0 = torch.tensor([0.7, -0.3], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(T_GRAD, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda y0, t: odeint(f, y0, t, method=method, **options), (y0, t))
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rk4"])
+def test_gradcheck_output_times_through_torchdiffeq(method):
+    t = torch.tensor(T_GRAD, dtype=torch.float64, requires_grad=True)
+    y0 = torch.tensor([0.7, -0.3], dtype=torch.float64)
+    assert gradcheck(lambda t: odeint(nonlinear, y0, t, method=method, backend="torchdiffeq"), (t,))
+
+
+def test_decreasing_output_times_have_mirrored_gradients():
+    t = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    ys = odeint(decay, torch.ones(1, dtype=torch.float64), t, method="dopri5", rtol=1e-10, atol=1e-12)
+    (grad,) = torch.autograd.grad(ys[-1, 0], t)  # y(t1) = exp(t0 - t1): (e, -e) at t = (1, 0)
+    assert torch.allclose(grad, torch.tensor([1.0, -1.0], dtype=torch.float64) * torch.e, atol=1e-8), grad

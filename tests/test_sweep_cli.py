@@ -39,8 +39,34 @@ def test_sweep_table_counts_evaluations_and_checks_stability(tmp_path, capsys):
     assert table[0].startswith("| model | solver |") and table[5].startswith("| lstm |") and table[6] == ""
     assert "Adaptive solvers (dopri5)" in table[7] and "nominal step" in table[7]
     assert "| antisymmetric | rk4 |" in table[3] and "| inside |" in table[3]
+    assert rows["antisymmetric", "rk4"]["newton_per_sequence"] == 0 and rows["lstm", ""]["newton_per_sequence"] == ""
     assert (out / "antisymmetric-dopri5" / "results.json").is_file()
     assert "NFE / sequence" in capsys.readouterr().out
+
+
+def test_sweep_runs_implicit_methods_and_counts_their_newton_iterations(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--models", "antisymmetric", "--solvers", "rk4,implicit_midpoint,gauss_legendre4",
+                 "--hidden-size", "6", "--epochs", "1", "--train-subset", "60", "--test-subset", "8",
+                 "--check-sequences", "4", "--step-size", "0.5", "--gamma", "0.0", "--sigma-w", "8",
+                 "--out-dir", str(out), "--threads", "1", "--no-progress"]) == 0
+    rows = {r["solver"]: r for r in json.loads((out / "sweep.json").read_text())["rows"]}
+    for name in ("implicit_midpoint", "gauss_legendre4"):
+        row = rows[name]
+        assert row["newton_per_sequence"] >= 64  # at least one Newton iteration per pixel
+        assert row["jacobians_per_sequence"] >= row["newton_per_sequence"]
+        assert row["nfe_per_sequence"] > 64 and 0 <= row["test_accuracy"] <= 1
+        # gamma 0: eigenvalues on the imaginary axis, where |R(iy)| = 1 for these A-stable methods
+        assert row["stable"] is True and row["max_amplification"] == pytest.approx(1.0, abs=1e-9)
+    assert rows["rk4"]["newton_per_sequence"] == 0
+    assert rows["rk4"]["stable"] is False  # sigma_w 8, eps 0.5: some |eps lambda| past rk4's 2.83
+    table = (out / "sweep.md").read_text()
+    assert "| Newton / sequence |" in table.splitlines()[0]
+    assert "Implicit solvers (gauss_legendre4, implicit_midpoint): Newton / sequence" in table
+    with open(out / "sweep.csv", newline="") as fh:
+        assert [int(r["newton_per_sequence"]) > 0 for r in csv.DictReader(fh)] == [False, True, True]
+    printed = capsys.readouterr().out  # each row once as it finishes, once in the final table
+    assert all(printed.count(f"| antisymmetric | {name} |") == 2 for name in rows)
 
 
 def test_sweep_detects_euler_outside_its_region_without_diffusion(tmp_path):

@@ -1,7 +1,8 @@
-"""``python -m experiments double-pendulum generate|train|table|demo``.
+"""``python -m experiments double-pendulum generate|train|table|demo|energy``.
 
 generate: ground truth (one batched solve) into a .npz; train: the models of AFRNN Table 3 on it, then the
-table and plots; table: table and plots from finished runs; demo: all of it, small and fast.
+table and plots; table: table and plots from finished runs; demo: all of it, small and fast; energy: energy
+conservation of a few trajectories over a long horizon, fixed-step (symplectic) against adaptive solvers.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from experiments.double_pendulum import energy as en
 from experiments.double_pendulum import generate as gen
 from experiments.double_pendulum import plots
 from experiments.double_pendulum import table as tbl
@@ -20,12 +22,14 @@ from experiments.double_pendulum.physics import DoublePendulum
 from experiments.double_pendulum.reference import check_against_scipy
 from experiments.double_pendulum.train import (DISCRETISATIONS, H0_MODES, HIDDEN, Settings, load_predictions,
                                                train_model)
+from experiments.io import atomic_write_json, atomic_write_text
 from experiments.stability_gate import add_stability_argument
 
 CHECKPOINT = "checkpoint.pt"
 
 DEFAULT_DATA = Path("data/double_pendulum.npz")
 DEFAULT_RUNS = Path("runs/double_pendulum")
+DEFAULT_ENERGY = Path("runs/double_pendulum_energy")
 DEMO = dict(n=400, split=(300, 50, 50), epochs=10, models=tuple(HIDDEN), out=Path("runs/double_pendulum_demo"))
 
 
@@ -71,8 +75,26 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     add_stability_argument(p)
 
 
+def _add_energy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n", type=_positive_int, default=8, help="trajectories (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial conditions (default 0)")
+    p.add_argument("--t-end", type=float, default=100.0, help="horizon in s (default 100)")
+    p.add_argument("--sample-every", type=float, default=0.1, help="output spacing in s (default 0.1)")
+    p.add_argument("--fixed-solvers", nargs="*", default=list(en.DEFAULT_FIXED), metavar="SOLVER",
+                   help=f"fixed-step explicit or implicit methods run at --step-size "
+                        f"(default: {' '.join(en.DEFAULT_FIXED)})")
+    p.add_argument("--step-size", type=float, default=0.02, help="their step in s (default 0.02)")
+    p.add_argument("--adaptive-solvers", nargs="*", default=list(en.DEFAULT_ADAPTIVE), metavar="SOLVER",
+                   help=f"adaptive methods run at each of --tolerances (default: {' '.join(en.DEFAULT_ADAPTIVE)})")
+    p.add_argument("--tolerances", type=float, nargs="*", default=list(en.DEFAULT_TOLERANCES), metavar="TOL",
+                   help="rtol = atol of the adaptive solves (default: 1e-6 1e-9)")
+    p.add_argument("--checkpoints", type=float, nargs="+", default=list(en.DEFAULT_CHECKPOINTS), metavar="T",
+                   help="times (s) up to which the table gives the max error (default: 1 10 100)")
+    p.add_argument("--out", type=Path, default=DEFAULT_ENERGY, help=f"run folder (default {DEFAULT_ENERGY})")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="generate|train|table|demo")
+    sub = parser.add_subparsers(dest="action", metavar="generate|train|table|demo|energy")
     sub.required = True
     commands = {
         "generate": (_add_generate, "ground truth in one batched solve, saved as .npz"),
@@ -81,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   "table (markdown + JSON) and plots from finished runs"),
         "demo": (lambda p: p.add_argument("--out", type=Path, default=DEMO["out"]),
                  f"{DEMO['n']} trajectories, all five models for {DEMO['epochs']} epochs (a few minutes)"),
+        "energy": (_add_energy, "energy error over a long horizon: fixed-step (symplectic) vs adaptive solvers"),
     }
     for name, (add, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -94,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    action = {"generate": _generate, "train": _train, "table": _table, "demo": _demo}[args.action]
+    action = {"generate": _generate, "train": _train, "table": _table, "demo": _demo, "energy": _energy}[args.action]
     try:
         action(args)
     except (ValueError, FileNotFoundError) as exc:
@@ -110,8 +133,9 @@ def _generate(args: argparse.Namespace) -> gen.GroundTruth:
     gen.save(truth, args.out)
     m = truth.metadata
     tol = f"rtol={m['rtol']:g}, atol={m['atol']:g}" if m["rtol"] is not None else f"step {m['step_size']:g} s"
+    newton = f", {m['n_newton']} Newton iterations" if m["solver_kind"] == "implicit" else ""
     print(f"{m['n']} trajectories x {len(truth.times)} times, {m['solver']} ({tol}), one batched solve: "
-          f"{m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f; max relative energy drift "
+          f"{m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f{newton}; max relative energy drift "
           f"{gen.relative_energy_drift(truth).max():.1e}; wrote {args.out}")
     if args.check > 0:
         start = time.perf_counter()
@@ -177,6 +201,25 @@ def _demo(args: argparse.Namespace) -> None:
                                "--split", *map(str, DEMO["split"]), "--out", str(args.out),
                                "--stability-check", args.stability_check, *common]),
            reuse=True)
+
+
+def _energy(args: argparse.Namespace) -> None:
+    """Energy error of ``--n`` trajectories up to ``--t-end``: table (markdown + JSON) and plot in ``--out``."""
+    settings = dict(n=args.n, seed=args.seed, t_end=args.t_end, sample_every=args.sample_every,
+                    fixed=tuple(args.fixed_solvers), step_size=args.step_size, adaptive=tuple(args.adaptive_solvers),
+                    tolerances=tuple(args.tolerances), checkpoints=tuple(args.checkpoints))
+    print(f"energy: {args.n} trajectories to t = {args.t_end:g} s, float64, one batched solve per method", flush=True)
+    times, runs = en.energy_study(**settings, progress=args.progress)
+    table = en.markdown(times, runs, args.checkpoints)
+    md, js = args.out / "energy.md", args.out / "energy.json"
+    atomic_write_text(f"Double pendulum, {args.n} trajectories (seed {args.seed}), t = 0..{args.t_end:g} s, "
+                      f"outputs every {args.sample_every:g} s\n\n{table}", md)
+    atomic_write_json(en.to_json(times, runs, {k: list(v) if isinstance(v, tuple) else v
+                                           for k, v in settings.items()}, args.checkpoints), js)
+    png = plots.plot_energy_error(times, {r.label: r.error.max(axis=1) for r in runs}, args.out / "energy.png",
+                                  args.n)
+    print(table)
+    print(f"wrote {md}, {js}, {png}")
 
 
 def _parse(add, argv: list[str]) -> argparse.Namespace:

@@ -71,8 +71,10 @@ def generate(
 ) -> GroundTruth:
     """Draw ``n`` initial conditions (authors' ranges) and integrate all of them in one batched solve.
 
-    ``method`` is any registered ``solvers`` name; fixed-step and partitioned methods use ``step_size``
-    (default 1e-3 s), adaptive ones ``rtol``/``atol``. Solved in float64.
+    ``method`` is any registered ``solvers`` name; fixed-step, implicit and partitioned methods use
+    ``step_size`` (default 1e-3 s), adaptive ones ``rtol``/``atol``. Solved in float64. Implicit methods solve
+    Newton's stage equations per trajectory (``batch_rows=True``: (N, s 4, s 4) systems, not one of size
+    s 4 N), and the metadata records their Newton iterations.
     """
     kind = get_method(method).kind  # raises ValueError listing the known names
     if kind == "adaptive":
@@ -88,6 +90,8 @@ def generate(
     y0 = initial_conditions(n, seed, max_degrees)
     y0_t, t_t = torch.as_tensor(y0, dtype=torch.float64), torch.as_tensor(times, dtype=torch.float64)
     options: dict[str, Any] = {"partition": (1, 1, 1, 1)} if kind == "partitioned" else {}
+    if kind == "implicit":
+        options["batch_rows"] = True
     f = _SimulatedTimeBar(pendulum, float(times[-1]), progress)
     start = time.perf_counter()
     with torch.no_grad():
@@ -100,6 +104,7 @@ def generate(
         "rtol": rtol if kind == "adaptive" else None, "atol": atol if kind == "adaptive" else None,
         "step_size": step_size, "dtype": "float64", "max_degrees": max_degrees,
         "parameters": asdict(pendulum), "solve_seconds": seconds, "nfe": stats.nfe, "n_steps": stats.n_steps,
+        "n_newton": stats.n_newton,
         "state_names": ["theta1", "omega1", "theta2", "omega2"],
     }
     return GroundTruth(states.transpose(0, 1).numpy(), times, y0, metadata)

@@ -77,3 +77,21 @@ def plot_training_curves(histories: dict[str, list[dict[str, float]]], path: str
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, Path(path))
+
+
+def plot_energy_error(times: np.ndarray, curves: dict[str, np.ndarray], path: str | Path, n: int) -> Path:
+    """Relative energy error against time on log-log axes, one line per solve (``curves``: label -> the max
+    over the ``n`` trajectories at each output time). Exact zeros (t = 0) are left out of the log scale."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    keep = times > 0
+    for label, error in curves.items():
+        error = np.asarray(error)[keep]
+        ax.plot(times[keep], np.where(error > 0, error, np.nan), lw=1.1, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("t (s)")
+    ax.set_ylabel("max relative energy error")
+    ax.set_title(f"Double pendulum: |E(t) - E(0)| / E-scale, max over {n} trajectories", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, Path(path))

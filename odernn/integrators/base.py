@@ -1,10 +1,11 @@
 """The integrator interface: how ``ODERNN`` turns a field, a start state and an input sequence into states.
 
 An integrator is resolved once from a registered method (``odernn.integrators.resolve``) and has one entry
-point, ``integrate(field, h0, x, settings) -> Solution``. Time/input alignment (the same for every
-integrator): h_0 sits at t_0 = 0 and h_k at t_k = k * step_size; the sample x_k is held on (t_{k-1}, t_k]
-(``interpolation="hold"``) or interpolated linearly from x_k at t_{k-1} to x_{k+1} at t_k (``"linear"``,
-the last sample held); the grid times are jumps of the right-hand side (``solvers.jumps``).
+point, ``integrate(field, h0, x, grid, settings) -> Solution``. Time/input alignment (the same for every
+integrator): h_0 sits at t_0 and h_k at t_k (``Grid``: by default t_k = k * step_size; or the caller's
+times, shared or per sample); the sample x_k is held on (t_{k-1}, t_k] (``interpolation="hold"``) or
+interpolated linearly from x_k at t_{k-1} to x_{k+1} at t_k (``"linear"``, the last sample held); the grid
+times are jumps of the right-hand side (``solvers.jumps``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from solvers.controller import DEFAULT_MAX_STEPS, StepController
 
 from ..fields.base import VectorField
 from ..inputs import check_interpolation
+from .grid import Grid
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,6 @@ class Settings:
         object.__setattr__(self, "atol", float(self.atol))
         object.__setattr__(self, "adjoint", bool(self.adjoint))
 
-    def grid(self, length: int, like: Tensor) -> Tensor:
-        """The times t_0 = 0, ..., t_T = T * step_size of the states, in x's dtype and device."""
-        return torch.arange(length + 1, dtype=like.dtype, device=like.device) * self.step_size
-
 
 class Solution(NamedTuple):
     """states (T, B, n) = h_1..h_T, h_T (B, n), and the solve's statistics."""
@@ -83,8 +81,8 @@ class Integrator(ABC):
         return True
 
     @abstractmethod
-    def integrate(self, field: VectorField, h0: Tensor, x: Tensor, settings: Settings) -> Solution:
-        """h0 (B, n), x (T, B, m) time-major raw inputs -> ``Solution``."""
+    def integrate(self, field: VectorField, h0: Tensor, x: Tensor, grid: Grid, settings: Settings) -> Solution:
+        """h0 (B, n) at grid t_0, x (T, B, m) time-major raw inputs, ``grid`` the times of h_0..h_T."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.method.name!r})"

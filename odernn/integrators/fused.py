@@ -14,9 +14,20 @@ import solvers
 from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
 from .base import Integrator, Settings, Solution, fixed_stats, held_input_everywhere
+from .grid import Grid
+from .stepped import SteppedScan
 
 
-class FusedRKScan(Integrator):
+class _Fused(Integrator):
+    """A fused scan needs one step for the whole batch: other grids (the caller's times) go to the stepped
+    scan of the same method, which computes the same numbers."""
+
+    def __init__(self, method: solvers.Method) -> None:
+        super().__init__(method)
+        self.general = SteppedScan(method)
+
+
+class FusedRKScan(_Fused):
     """Explicit Runge-Kutta on act(C h + V x + b)."""
 
     @classmethod
@@ -24,15 +35,17 @@ class FusedRKScan(Integrator):
         return (method.kind == "fixed" and field.tanh_form() is not None
                 and held_input_everywhere(method, settings))
 
-    def integrate(self, field: VectorField, h0, x, settings: Settings) -> Solution:
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
         form = field.tanh_form()
         tableau, n = self.method.tableau, settings.substeps
-        states, last = tanh_rk_scan(h0, x, form.weight, form.bias, form.matrix, settings.step_size / n, tableau,
+        states, last = tanh_rk_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n, tableau,
                                     n, gated=form.gated)
         return Solution(states, last, fixed_stats(x.shape[0] * n, tableau.stages))
 
 
-class FusedGaussSeidelScan(Integrator):
+class FusedGaussSeidelScan(_Fused):
     """Partitioned Euler on tanh(C h + V x + b) over the field's blocks."""
 
     @classmethod
@@ -41,9 +54,11 @@ class FusedGaussSeidelScan(Integrator):
         return (method.kind == "partitioned" and form is not None and not form.gated
                 and settings.interpolation == "hold")
 
-    def integrate(self, field: VectorField, h0, x, settings: Settings) -> Solution:
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
         form, n = field.tanh_form(), settings.substeps
         sizes = [block.stop - block.start for block in field.blocks]
-        states, last = tanh_gauss_seidel_scan(h0, x, form.weight, form.bias, form.matrix, settings.step_size / n,
+        states, last = tanh_gauss_seidel_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n,
                                               sizes, n)
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))

@@ -1,22 +1,30 @@
-"""The right-hand side f(t, h) of a sequence: a field with its input path, for solvers that take f(t, y).
+"""The right-hand side of a sequence for solvers that take f(t, y): a field with its input path on a grid.
 
-Interval k (0-based) is (t_k, t_{k+1}] and carries the projected sample U_k = V x_{k+1} + b. A time is
-located by bisection among the grid times (t exactly on t_{k+1} belongs to interval k; solvers keep stages
-on the right side of each jump, ``solvers.jumps``). With ``hold`` the input is U_k on the whole interval;
-with ``linear`` it runs from U_k at t_k to U_{k+1} at t_{k+1}. A field with a ``TanhForm`` also gives its
-Jacobian df/dh in closed form (``jacobian``), which implicit methods use instead of autograd.
+Interval k (0-based) is (t_k, t_{k+1}] and carries the projected sample U_k = V x_{k+1} + b: held on the
+whole interval (``hold``) or running from U_k at t_k to U_{k+1} at t_{k+1} (``linear``).
+- ``SequenceRHS`` is f(t, h) in physical time on a grid shared by the batch; t is located among the grid
+  times by bisection (t exactly on t_{k+1} belongs to interval k; solvers keep stages on the right side of
+  each jump, ``solvers.jumps``).
+- ``RescaledRHS`` is the same ODE in interval time s in [0, T]: on interval k of sample b,
+  t = t_{b,k} + (s - k) (t_{b,k+1} - t_{b,k}) and dh/ds = (t_{b,k+1} - t_{b,k}) f(t, h, u). A change of time
+  variable, exact for any grid; every sample's grid times become the integers, shared by the batch, so one
+  adaptive solve with jumps at the integers steps onto every sample's own times.
+A field with a ``TanhForm`` also gives its Jacobian df/dh in closed form (``jacobian``), which implicit
+methods use instead of autograd.
 """
 from __future__ import annotations
 
 import bisect
 import functools
-from typing import Callable, Optional
+import math
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..fields.base import VectorField
 from ..inputs import InputPath
+from .grid import Grid
 
 
 def tanh_jacobian(matrix: Tensor, pre: Tensor, u: Tensor, gated: bool) -> Tensor:
@@ -31,49 +39,87 @@ def tanh_jacobian(matrix: Tensor, pre: Tensor, u: Tensor, gated: bool) -> Tensor
     return slope.unsqueeze(-1) * matrix
 
 
-class SequenceRHS(nn.Module):
-    """f(t, h) = field(t, h, u(t)) on the grid ``times`` (T + 1,) with inputs x (T, B, m).
+class _FieldOnPath(nn.Module):
+    """The field with its inputs: ``value(t, h, k, s)`` is f at time t with the input at fraction s of
+    interval k. With ``project_per_call`` the path holds the raw inputs, projected at each evaluation (so that
+    torchdiffeq's adjoint, which differentiates f's parameters, reaches the input projection). Counts its
+    evaluations in ``nfe``."""
 
-    With ``project_per_call`` the path holds the raw inputs and projects them at each evaluation (so that
-    torchdiffeq's adjoint, which differentiates f's parameters, reaches the input projection); otherwise
-    they are projected once. Counts its evaluations in ``nfe``.
-    """
-
-    def __init__(self, field: VectorField, x: Tensor, times: Tensor, interpolation: str,
-                 project_per_call: bool = False) -> None:
+    def __init__(self, field: VectorField, x: Tensor, interpolation: str, project_per_call: bool) -> None:
         super().__init__()
         self.field = field
         self.project_per_call = project_per_call
         self.path = InputPath(x if project_per_call else field.input_projection(x), interpolation)
         self.prepared: Optional[Callable] = None if project_per_call else field.prepare()
         self.x, self.interpolation = x, interpolation
-        self.times, self.grid = times, times.tolist()
         self.nfe = 0
 
-    def input_at(self, t: Tensor, path: Optional[InputPath] = None) -> Tensor:
-        """u(t) on ``path`` (default: the field's projected inputs)."""
-        path = path or self.path
-        value = float(t.detach()) if isinstance(t, Tensor) else float(t)
-        k = min(max(bisect.bisect_left(self.grid, value) - 1, 0), path.length - 1)
-        if path.is_constant_on_intervals():
-            return path.values[k]
-        s = (value - self.grid[k]) / (self.grid[k + 1] - self.grid[k])
-        return path.at(k, s)
-
-    def forward(self, t: Tensor, h: Tensor) -> Tensor:
+    def value(self, t: Tensor, h: Tensor, k: int, s: Union[float, Tensor]) -> Tensor:
         self.nfe += 1
-        u = self.input_at(t)
+        u = self.path.at(k, s)
         if self.prepared is None:
             return self.field(t, h, self.field.input_projection(u))
         return self.prepared(t, h, u)
 
     @functools.cached_property
-    def jacobian(self) -> Optional[Callable[[Tensor, Tensor], Tensor]]:
-        """df/dh (B, n, n) at (t, h) in closed form when the field has a ``TanhForm``; None otherwise."""
+    def offsets(self) -> Optional[tuple[InputPath, Tensor, bool]]:
+        """(path of C-form offsets V x + b, C, gated) for the closed-form Jacobian; None without a TanhForm."""
         form = None if self.project_per_call else self.field.tanh_form()
         if form is None:
             return None
         with torch.no_grad():  # the Jacobian only steers Newton and the implicit-function backward
-            offsets = InputPath(self.x @ form.weight.T + form.bias, self.interpolation)
-            matrix = form.matrix.detach()
-        return lambda t, h: tanh_jacobian(matrix, h.detach() @ matrix.T, self.input_at(t, offsets), form.gated)
+            return InputPath(self.x @ form.weight.T + form.bias, self.interpolation), form.matrix.detach(), form.gated
+
+    def jacobian_at(self, h: Tensor, k: int, s: Union[float, Tensor]) -> Tensor:
+        path, matrix, gated = self.offsets
+        return tanh_jacobian(matrix, h.detach() @ matrix.T, path.at(k, s), gated)
+
+
+def _host(t: Union[float, Tensor]) -> float:
+    return float(t.detach()) if isinstance(t, Tensor) else float(t)
+
+
+class SequenceRHS(_FieldOnPath):
+    """f(t, h) in physical time on a grid shared by the batch (``grid.times`` 1-D)."""
+
+    def __init__(self, field: VectorField, x: Tensor, grid: Grid, interpolation: str,
+                 project_per_call: bool = False) -> None:
+        super().__init__(field, x, interpolation, project_per_call)
+        if grid.per_sample:
+            raise ValueError("SequenceRHS takes a grid shared by the batch; use RescaledRHS for per-sample times")
+        self.grid = grid.times.tolist()
+
+    def locate(self, t: Union[float, Tensor]) -> tuple[int, float]:
+        value = _host(t)
+        k = min(max(bisect.bisect_left(self.grid, value) - 1, 0), self.path.length - 1)
+        if self.path.is_constant_on_intervals():
+            return k, 0.0
+        return k, (value - self.grid[k]) / (self.grid[k + 1] - self.grid[k])
+
+    def forward(self, t: Tensor, h: Tensor) -> Tensor:
+        return self.value(t, h, *self.locate(t))
+
+    @property
+    def jacobian(self) -> Optional[Callable[[Tensor, Tensor], Tensor]]:
+        """df/dh (B, n, n) at (t, h) in closed form when the field has a ``TanhForm``; None otherwise."""
+        if self.offsets is None:
+            return None
+        return lambda t, h: self.jacobian_at(h, *self.locate(t))
+
+
+class RescaledRHS(_FieldOnPath):
+    """dh/ds in interval time s in [0, T] (module docstring), for shared or per-sample grids."""
+
+    def __init__(self, field: VectorField, x: Tensor, grid: Grid, interpolation: str,
+                 project_per_call: bool = False) -> None:
+        super().__init__(field, x, interpolation, project_per_call)
+        times = grid.times if grid.per_sample else grid.times.unsqueeze(0)
+        self.starts = times[:, :-1].unsqueeze(-1).unbind(1)  # t_k per sample, (B, 1) or (1, 1)
+        self.widths = times.diff(dim=-1).unsqueeze(-1).unbind(1)
+        self.length = grid.length
+
+    def forward(self, s: Tensor, h: Tensor) -> Tensor:
+        k = min(max(math.floor(_host(s)), 0), self.length - 1)
+        fraction = s - k
+        t = self.starts[k] + fraction * self.widths[k]
+        return self.widths[k] * self.value(t, h, k, fraction)

@@ -17,6 +17,7 @@ from solvers.steppers import make_stepper
 
 from ..fields.base import VectorField
 from .base import Integrator, Settings, Solution
+from .grid import Grid
 from .rhs import SequenceRHS
 
 
@@ -27,9 +28,9 @@ class SteppedScan(Integrator):
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
         return method.kind != "adaptive"
 
-    def integrate(self, field: VectorField, h0, x, settings: Settings) -> Solution:
-        times = settings.grid(x.shape[0], x)
-        rhs = SequenceRHS(field, x, times, settings.interpolation)
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        times = grid.times
+        rhs = SequenceRHS(field, x, grid, settings.interpolation)
         partitioned = self.method.kind == "partitioned"
         stepper = make_stepper(self.method, rows=True, state_size=field.state_size,
                                partition=[b.stop - b.start for b in field.blocks] if partitioned else None,

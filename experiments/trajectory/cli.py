@@ -1,0 +1,212 @@
+"""``python -m experiments trajectory``: predict the rest of each trajectory from its first observation(s).
+
+    python -m experiments trajectory --system NAME [options]     built-in ODE system, ground truth by solvers.odeint
+    python -m experiments trajectory --data FILE [options]       your trajectories (.npz or .csv)
+    python -m experiments trajectory demo                        the demo (= --preset demo)
+    python -m experiments trajectory make-data --system NAME --out FILE [--irregular ...]
+
+Every model of ``--models`` is trained with the shared loop into ``<out-dir>/<model>/`` (checkpoints,
+metrics, ``result.json``); then ``<out-dir>`` gets ``table.md``, ``table.json``, ``result.json``, the
+plots, the trajectories used (``trajectories.npz``) and ``config.json``. Bad settings or data: one line
+on stderr, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments.io import atomic_write_json
+from experiments.stability_gate import add_stability_argument
+from experiments.trajectory import plots, report
+from experiments.trajectory.data import Trajectories, load_trajectories, save_trajectories
+from experiments.trajectory.flags import add_dataclass_arguments, given, option_name
+from experiments.trajectory.model import build_predictor
+from experiments.trajectory.settings import PRESETS, TaskSettings
+from experiments.trajectory.simulate import SimulationSettings, check_against_scipy, generate
+from experiments.trajectory.task import PreparedTask, prepare
+from experiments.trajectory.train import train_model
+
+RUNS = Path("runs/trajectory")
+DEMO_OUT = Path("runs/trajectory_demo")
+CHECKPOINT = "checkpoint.pt"
+N_PLOTTED = 3
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch intra-op threads (default 1: small recurrent models run fastest on one)")
+
+
+def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    default = DEMO_OUT if demo else None
+    p.add_argument("--out-dir", type=Path, default=default,
+                   help=f"run folder (default {DEMO_OUT if demo else RUNS / '<system or data file name>'})")
+    if not demo:
+        p.add_argument("--resume", action="store_true", help="continue the models' runs from their checkpoints")
+    add_stability_argument(p)
+    _add_common(p)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="{demo,make-data}")
+    demo = sub.add_parser("demo", help="the demo: a damped oscillator, four models, table and plots (~1 min)",
+                          description="the settings of --preset demo")
+    _add_run_options(demo, demo=True)
+    make = sub.add_parser("make-data", help="generate trajectories of a built-in system into a .npz or .csv file",
+                          description="ground truth of a built-in system, saved for --data")
+    add_dataclass_arguments(make, SimulationSettings, "data")
+    make.add_argument("--out", type=Path, required=True, help="output file: .npz or .csv")
+    make.add_argument("--check", type=int, default=0, metavar="K",
+                      help="also compare K trajectories with scipy's DOP853 at rtol = atol = 1e-12 (default 0: skip)")
+    _add_common(make)
+
+    parser.add_argument("--data", type=Path, default=None, help="your trajectories: a .npz or .csv file "
+                        "(see the README); instead of --system")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="named settings; explicit flags override them")
+    add_dataclass_arguments(parser, SimulationSettings, "generated data (instead of --data)")
+    add_dataclass_arguments(parser, TaskSettings, "task, models and training")
+    _add_run_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    try:
+        if args.action == "make-data":
+            _make_data(args)
+        elif args.action == "demo":
+            _train(args, preset="demo", reuse=True)
+        else:
+            _train(args, preset=args.preset)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _make_data(args: argparse.Namespace) -> Trajectories:
+    settings = SimulationSettings(**given(args, SimulationSettings))
+    traj = generate(settings, progress=args.progress)
+    save_trajectories(traj, args.out)
+    m = traj.metadata
+    tol = f"rtol={m['rtol']:g}, atol={m['atol']:g}" if m["rtol"] is not None else f"step {m['step_size']:g}"
+    grid = (f"irregular times (gaps uniform in [{1 - settings.jitter:g}, {1 + settings.jitter:g}] x dt)"
+            if settings.irregular else "a uniform grid")
+    print(f"{settings.system}: {traj.n} trajectories x {traj.length} observations, dt {m['dt']:g}, {grid}; "
+          f"{m['solver']} ({tol}), one batched solve: {m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f; "
+          f"wrote {args.out}")
+    if args.check > 0:
+        start = time.perf_counter()
+        err = check_against_scipy(settings.build_system(), traj, args.check)
+        print(f"max |ours - scipy DOP853 (rtol=atol=1e-12)| over {min(args.check, traj.n)} trajectories: {err:.1e} "
+              f"({time.perf_counter() - start:.2f} s)")
+    return traj
+
+
+def _load_or_generate(args: argparse.Namespace, preset: dict[str, Any]) -> tuple[Trajectories, str]:
+    sim_flags = given(args, SimulationSettings)
+    data = getattr(args, "data", None)
+    if data is not None:
+        if sim_flags:
+            flags = ", ".join(option_name(k) for k in sim_flags)
+            raise ValueError(f"{flags} describe generated trajectories and do not apply to --data {data}; "
+                             f"drop them, or drop --data to generate")
+        traj = load_trajectories(data)
+        return traj, Path(data).stem
+    settings = SimulationSettings(**{**preset.get("simulation", {}), **sim_flags})
+    traj = generate(settings, progress=args.progress)
+    m = traj.metadata
+    print(f"ground truth: {settings.system}, {traj.n} trajectories x {traj.length} observations "
+          f"({'irregular' if settings.irregular else 'uniform'} times, dt {m['dt']:g}), {m['solver']}: "
+          f"{m['solve_seconds']:.2f} s", flush=True)
+    return traj, settings.system
+
+
+def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
+    sizes = task.describe()["split_sizes"]
+    times = "a uniform grid" if task.uniform else f"irregular times (median interval {task.spacing:.3g})"
+    units = "standardised units (training mean and std per variable)" if settings.normalize else "data units"
+    return (f"Data: {name}, {task.trajectories.n} trajectories x {task.trajectories.length} observations on {times}; "
+            f"split {sizes['train']}/{sizes['val']}/{sizes['test']} (seed {settings.split_seed}). Context "
+            f"{task.context} observation(s), {task.horizon} predicted. MSE per element on the test set, in {units}; "
+            f"epoch chosen on validation. Hidden {settings.hidden_size}, h0 = {settings.h0}, {settings.optimizer} "
+            f"lr {settings.lr:g}, batch {settings.batch_size}, seed {settings.seed}.")
+
+
+def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) -> None:
+    """Load or generate the trajectories, build every model (all errors before any file), train, report."""
+    start = time.perf_counter()
+    values = PRESETS[preset] if preset else {}
+    settings = TaskSettings(**{**values.get("task", {}), **given(args, TaskSettings)})
+    traj, name = _load_or_generate(args, values)
+    task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize)
+    models = {m: build_predictor(settings, m, task.state_dim, task.context, task.uniform) for m in settings.models}
+    out_dir = args.out_dir or RUNS / name
+    resume_flag = getattr(args, "resume", False)
+    if resume_flag:
+        missing = [str(out_dir / m / CHECKPOINT) for m in models if not (out_dir / m / CHECKPOINT).is_file()]
+        if missing:
+            raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
+    save_trajectories(traj, out_dir / "trajectories.npz")
+    info = {"data": {"name": name, **traj.metadata}, "task": task.describe(), "settings": asdict(settings),
+            "preset": preset}
+    atomic_write_json(info, out_dir / "config.json")
+    rows, predictions = [], {}
+    for model_name, model in models.items():
+        run_dir = out_dir / model_name
+        resume = resume_flag or (reuse and (run_dir / CHECKPOINT).is_file())
+        tic = time.perf_counter()
+        print(f"== {model_name} ({sum(p.numel() for p in model.parameters()):,} parameters)", flush=True)
+        row, pred = train_model(task, settings, model_name, model, run_dir, resume=resume, progress=args.progress,
+                                stability_check=args.stability_check)
+        rows.append(row)
+        predictions[model_name] = pred
+        print(f"   test MSE {row['test_mse']:.4f} ({row['test_over_mean_predictor']:.3f} x the mean predictor's "
+              f"{row['mean_predictor_mse']:.4f}), best epoch {row['best_epoch']}/{row['epochs']}, "
+              f"{time.perf_counter() - tic:.1f} s", flush=True)
+    description = _description(task, name, settings)
+    paths = report.write(rows, out_dir, info, description)
+    paths += _plots(task, rows, predictions, out_dir, name)
+    print(report.markdown(rows, description))
+    print(f"wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - start:.1f} s in all)")
+
+
+def _plots(task: PreparedTask, rows: list[dict[str, Any]], predictions: dict[str, np.ndarray], out_dir: Path,
+           name: str) -> list[Path]:
+    test = task.part("test")
+    k = min(N_PLOTTED, test.n)
+    truth = test.states[:k]
+    shown = {m: task.normalizer.invert(p[:k]) for m, p in predictions.items()}
+    names = test.state_names
+    paths = [plots.plot_rollouts(test.times[:k], truth, shown, task.context, names, out_dir / "rollouts.png",
+                                 f"{name}: truth (black, context dots) and predictions (dashed)")]
+    if task.state_dim == 2:
+        paths.append(plots.plot_phase(truth, {m: np.concatenate([truth[:, :task.context], p], axis=1)
+                                              for m, p in shown.items()}, task.context, names,
+                                      out_dir / "phase.png", f"{name}: phase portraits"))
+    ref = rows[0]["horizon"]
+    horizon = {r["model"]: r["horizon"]["mse"] for r in rows}
+    horizon.update({"mean predictor": ref["mean_predictor_mse"], "persistence": ref["persistence_mse"]})
+    paths.append(plots.plot_horizon(horizon, ref["index"], out_dir / "horizon.png", f"{name}: test error per horizon",
+                                    "standardised" if rows[0]["units"].startswith("standardised") else ""))
+    histories = {r["model"]: json.loads((out_dir / r["model"] / "metrics.json").read_text(encoding="utf-8"))
+                 for r in rows}
+    paths.append(plots.plot_training_curves(histories, out_dir / "training_curves.png",
+                                            f"{name}: training (dashed) and validation (solid) loss"))
+    return paths

@@ -1,0 +1,178 @@
+"""The prediction task on a set of trajectories: split, normalisation, model time, inputs and targets, and
+the two reference predictors.
+
+A trajectory has observations y_0..y_{T-1} at times tau_0 < ... < tau_{T-1}. With ``context = k`` the
+model sees y_0..y_{k-1} and predicts y_k..y_{T-1} (k = 1 is the papers' protocol: the first state only).
+
+**Model time.** Each trajectory's times are shifted so that its first observation sits at 0 and scaled by
+c = eps / Delta, where Delta is the median observation interval of the training set and eps the model's
+``step_size``: s_j = c (tau_j - tau_0). The recurrent state h_j sits at s_j and is read out as the
+prediction of y_j; h_0 sits at s_0 = 0, so the first interval (0, s_1] is the first prediction interval
+(with k = 1). On a uniform grid s_j = j eps exactly, which is what ``ODERNN`` does without ``times``.
+
+**Inputs.** x_j (j = 1..T-1) is held on (s_{j-1}, s_j]: x_j = y_{j-1} for j <= k (the latest observation
+seen), and the constant placeholder 1 afterwards (the double-pendulum task's convention). The packed input
+tensor carries, per step, the d state inputs, the interval length relative to Delta, (s_j - s_{j-1}) / eps,
+and the model time s_j; :class:`experiments.trajectory.model.TrajectoryPredictor` unpacks them.
+
+**Targets** are y_k..y_{T-1} (T - k of them). **Reference predictors** (same units): the mean predictor
+(at each test observation, the mean over training trajectories of their state at the same time after their
+start, linearly interpolated, held at the ends; on a shared grid this is the mean at each time index) and
+persistence (the last context state y_{k-1}, held).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+from experiments.trajectory.data import Trajectories
+
+PLACEHOLDER = 1.0
+UNIFORM_RTOL = 1e-9
+
+
+def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, ...]:
+    """A seeded permutation of ``range(n)`` cut into train / validation / test by ``fractions`` (normalised
+    to sum to 1); validation and test get at least one trajectory each, training the rest (>= 1)."""
+    if n < 3:
+        raise ValueError(f"a train/validation/test split needs at least 3 trajectories, got {n}")
+    total = float(sum(fractions))
+    n_val = max(1, int(round(n * fractions[1] / total)))
+    n_test = max(1, int(round(n * fractions[2] / total)))
+    n_train = n - n_val - n_test
+    if n_train < 1:  # validation and test asked for (nearly) everything: keep one for training
+        n_test = max(1, (n - 1) // 2)
+        n_train, n_val = 1, n - 1 - n_test
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-variable affine map (y - mean) / std (the identity when not normalising)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, states: np.ndarray, enabled: bool = True) -> "Normalizer":
+        d = states.shape[-1]
+        if not enabled:
+            return cls(np.zeros(d), np.ones(d))
+        flat = states.reshape(-1, d)
+        std = flat.std(axis=0)
+        return cls(flat.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def apply(self, states: np.ndarray) -> np.ndarray:
+        return (states - self.mean) / self.std
+
+    def invert(self, states: np.ndarray) -> np.ndarray:
+        return states * self.std + self.mean
+
+
+def is_uniform_grid(times: np.ndarray) -> bool:
+    """Whether every trajectory, shifted to start at 0, has the same equally spaced times."""
+    rel = times - times[:, :1]
+    gaps = np.diff(rel, axis=1)
+    scale = float(np.abs(rel).max()) or 1.0
+    return bool(np.all(np.abs(rel - rel[:1]) <= UNIFORM_RTOL * scale)
+                and np.all(np.abs(gaps - gaps[0, 0]) <= UNIFORM_RTOL * scale))
+
+
+@dataclass
+class PreparedTask:
+    """The datasets (``TensorDataset(packed inputs, targets)``) and everything needed to read the results."""
+
+    trajectories: Trajectories
+    context: int
+    step_size: float
+    indices: dict[str, np.ndarray]
+    normalizer: Normalizer
+    spacing: float
+    uniform: bool
+    datasets: dict[str, TensorDataset]
+
+    @property
+    def state_dim(self) -> int:
+        return self.trajectories.dim
+
+    @property
+    def horizon(self) -> int:
+        """Number of predicted observations per trajectory, T - context."""
+        return self.trajectories.length - self.context
+
+    def part(self, name: str) -> Trajectories:
+        return self.trajectories.subset(self.indices[name])
+
+    def normalized(self, name: str) -> np.ndarray:
+        return self.normalizer.apply(self.part(name).states)
+
+    def targets(self, name: str) -> np.ndarray:
+        """Normalised targets y_k..y_{T-1} of a part: (n, T - k, d)."""
+        return self.normalized(name)[:, self.context:]
+
+    def mean_predictor(self, name: str = "test") -> np.ndarray:
+        """The mean of the training trajectories at each observation's time after its start: (n, T-k, d)."""
+        train, part = self.part("train"), self.part(name)
+        train_rel = train.times - train.times[:, :1]
+        rel = (part.times - part.times[:, :1])[:, self.context:]
+        train_states = self.normalized("train")
+        if self.uniform:
+            return np.broadcast_to(train_states.mean(axis=0)[self.context:], rel.shape + (self.state_dim,)).copy()
+        out = np.zeros(rel.shape + (self.state_dim,))
+        for i in range(train.n):
+            for d in range(self.state_dim):
+                out[..., d] += np.interp(rel, train_rel[i], train_states[i, :, d])
+        return out / train.n
+
+    def persistence(self, name: str = "test") -> np.ndarray:
+        """The last context state held over the horizon: (n, T-k, d)."""
+        states = self.normalized(name)
+        return np.repeat(states[:, self.context - 1:self.context], self.horizon, axis=1)
+
+    def horizon_times(self, name: str = "test") -> np.ndarray:
+        """Mean time after the last context observation of each predicted observation: (T-k,)."""
+        t = self.part(name).times
+        return (t[:, self.context:] - t[:, self.context - 1:self.context]).mean(axis=0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"context": self.context, "horizon": self.horizon, "uniform_times": self.uniform,
+                "median_interval": self.spacing, "time_scale": self.step_size / self.spacing,
+                "split_sizes": {k: int(len(v)) for k, v in self.indices.items()},
+                "normalizer": {"mean": self.normalizer.mean.tolist(), "std": self.normalizer.std.tolist()},
+                "state_names": list(self.trajectories.state_names)}
+
+
+def pack_inputs(states: np.ndarray, times: np.ndarray, context: int, step_size: float, spacing: float) -> Tensor:
+    """Packed model inputs (N, T-1, d + 2): state inputs, relative interval length, model time s_j."""
+    n, length, d = states.shape
+    x = np.full((n, length - 1, d), PLACEHOLDER)
+    x[:, :context] = states[:, :context]
+    s = (times - times[:, :1]) * (step_size / spacing)
+    interval = np.diff(s, axis=1) / step_size
+    return torch.as_tensor(np.concatenate([x, interval[..., None], s[:, 1:, None]], axis=-1), dtype=torch.float32)
+
+
+def prepare(trajectories: Trajectories, context: int, step_size: float, split: tuple[float, float, float],
+            split_seed: int, normalize: bool = True) -> PreparedTask:
+    """Split ``trajectories`` (seeded), standardise with the training set and build the three datasets."""
+    if context >= trajectories.length:
+        raise ValueError(f"context {context} leaves nothing to predict: the trajectories have "
+                         f"{trajectories.length} observations; use --context between 1 and {trajectories.length - 1}")
+    train, val, test = split_indices(trajectories.n, split, split_seed)
+    indices = {"train": train, "val": val, "test": test}
+    normalizer = Normalizer.fit(trajectories.states[train], normalize)
+    spacing = float(np.median(np.diff(trajectories.times[train], axis=1)))
+    uniform = is_uniform_grid(trajectories.times)
+    datasets = {}
+    for name, idx in indices.items():
+        states = normalizer.apply(trajectories.states[idx])
+        x = pack_inputs(states, trajectories.times[idx], context, step_size, spacing)
+        y = torch.as_tensor(states[:, context:], dtype=torch.float32)
+        datasets[name] = TensorDataset(x, y)
+    return PreparedTask(trajectories, context, step_size, indices, normalizer, spacing, uniform, datasets)
