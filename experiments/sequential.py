@@ -28,6 +28,7 @@ from experiments.data import NOISE_MODES, TASKS, SequenceTask, get_task, load_ta
 from experiments.io import atomic_write_json, atomic_write_text
 from experiments.presets import PRESETS, Preset, get_preset
 from experiments.stability_gate import add_stability_argument, pre_training_check
+from experiments.distributed import current
 from experiments.training import OPTIMIZERS, FitResult, TrainConfig, evaluate, fit
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
 
@@ -144,15 +145,19 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
     """
     model = build_classifier(settings, task)
     n_params = count_parameters(model)
-    config = settings.train_config(len(task.train), progress, checkpoint_every)
+    context = current(settings.device)
+    config = settings.train_config(len(task.train), progress and context.is_writer, checkpoint_every)
     preset = get_preset(settings.preset) if settings.preset else None
     paper = f" (paper: {preset.paper_params})" if preset else ""
-    print(f"{settings.model} on {task.name}: {n_params:,} trainable parameters{paper}; "
-          f"{len(task.train)} train / {len(task.val)} validation / {len(task.test)} test sequences of "
-          f"{task.seq_len} x {task.input_size}; {config.epochs} epochs", flush=True)
-    atomic_write_json({"settings": asdict(settings), "train_config": asdict(config), "parameters": n_params,
-                       "data": task.info}, out_dir / "config.json")
-    if not resume:
+    say = print if context.is_writer else (lambda *args, **kwargs: None)
+    say(f"{settings.model} on {task.name}: {n_params:,} trainable parameters{paper}; "
+        f"{len(task.train)} train / {len(task.val)} validation / {len(task.test)} test sequences of "
+        f"{task.seq_len} x {task.input_size}; {config.epochs} epochs"
+        + (f"; {context.world_size} processes" if context.active else ""), flush=True)
+    if context.is_writer:
+        atomic_write_json({"settings": asdict(settings), "train_config": asdict(config), "parameters": n_params,
+                           "data": task.info, "world_size": context.world_size}, out_dir / "config.json")
+    if not resume and context.is_writer:
         x = task.train[:8][0]
         if task.batch_transform is not None:
             x = task.batch_transform(x, torch.Generator().manual_seed(settings.seed))
@@ -169,9 +174,10 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
            "preset": settings.preset or "", "paper": preset.paper if preset else "",
            "paper_table": preset.table if preset else "", "paper_accuracy": preset.paper_accuracy if preset else "",
            "paper_params": preset.paper_params if preset else ""}
-    atomic_write_json(row, out_dir / "results.json")
-    atomic_write_text(_csv_line(row), out_dir / "results.csv")
-    print(f"test accuracy {100 * test['accuracy']:.2f}% (best epoch {result.best_epoch} of {config.epochs}, "
+    if context.is_writer:
+        atomic_write_json(row, out_dir / "results.json")
+        atomic_write_text(_csv_line(row), out_dir / "results.csv")
+    say(f"test accuracy {100 * test['accuracy']:.2f}% (best epoch {result.best_epoch} of {config.epochs}, "
           f"validation {100 * result.best_value:.2f}%)" + (f"; paper {preset.paper_accuracy}%" if preset else ""),
           flush=True)
     return row, model, result

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 import solvers
-from experiments.io import atomic_write_json
 from solvers.errors import StepFailure
+from experiments.io import atomic_write_json
 from odernn import MODEL_NAMES, build_rnn
 from odernn.plots import amplification_figure, save_figure, stability_region_figure
 from odernn.stability import assess, check_stability

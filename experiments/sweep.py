@@ -5,12 +5,13 @@ Every (model, solver) pair is trained with the same settings through :func:`expe
 measured on a batch of test sequences: function evaluations of the vector field per sequence (the solver's
 ``SolveStats.nfe`` for one forward pass; adaptive solvers step the whole batch together, so theirs depends on
 the batch), Newton iterations per sequence for the implicit methods (``SolveStats.n_newton``: the rows of
-the batch iterate together until all have converged, so like NFE it is a count for the batch's forward pass,
-0 for explicit methods) and the stability check of :func:`odernn.stability.check_stability` (are step * eigenvalues of the
-field's Jacobian along the trajectory inside the solver's stability region? max Re lambda > 0 means the
-continuous field itself grows there, so no step size helps). The table (test accuracy, NFE per sequence,
-Newton iterations per sequence, mean seconds per training epoch, stability verdict) is written as ``sweep.md``,
-``sweep.json`` and ``sweep.csv`` and printed.
+the batch iterate together until all have converged, so like NFE it is a count for the batch's forward pass;
+0 for explicit methods) and the stability check of :func:`odernn.stability.check_stability` (are step *
+eigenvalues of the field's Jacobian along the trajectory inside the solver's stability region? max Re lambda
+> 0 means the continuous field itself grows there, so no step size helps). The table (test accuracy, NFE and
+Newton iterations per sequence, mean seconds per training epoch, stability verdict) is written as
+``sweep.md``, ``sweep.json`` and ``sweep.csv`` and printed; ``sweep.json`` also holds the Jacobian
+evaluations per sequence.
 """
 from __future__ import annotations
 

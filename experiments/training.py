@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from experiments.distributed import Context, current, unwrap
 from experiments.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -129,8 +130,14 @@ def evaluate(
     batch_transform: BatchTransform | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Mean loss (``loss_fn`` is a batch mean) and the metrics (each a sum over a batch) over ``data``."""
+    """Mean loss (``loss_fn`` is a batch mean) and the metrics (each a sum over a batch) over ``data``.
+
+    Under torchrun every rank evaluates its share of each batch and the sums are all-reduced, so every rank
+    returns the numbers of the whole set.
+    """
     _check_dataset("evaluation", data)
+    context = current()
+    model = unwrap(model)
     was_training = model.training
     model.eval()
     n = len(data)
@@ -139,13 +146,16 @@ def evaluate(
         x, y = _batch(data, torch.arange(start, min(start + batch_size, n)))
         if batch_transform is not None:
             x = batch_transform(x, _generator(seed, _EVAL_STREAM, b))
-        x, y = x.to(device), y.to(device)
+        x, y = x[context.rank::context.world_size].to(device), y[context.rank::context.world_size].to(device)
+        if len(y) == 0:
+            continue
         out = model(x)
         totals["loss"] += float(loss_fn(out, y)) * len(y)
         for name, fn in (metrics or {}).items():
             totals[name] += float(fn(out, y))
     model.train(was_training)
-    return {name: value / n for name, value in totals.items()}
+    summed = context.sum(list(totals.values()))
+    return {name: value / n for name, value in zip(totals, summed)}
 
 
 def _is_better(value: float, best: float | None, select: str) -> bool:
@@ -166,7 +176,7 @@ def _write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
 
 def _state(model, optimizer, config, epoch, batch, sums, history, best, best_epoch) -> dict[str, Any]:
     return {
-        "model": model.state_dict(),
+        "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": asdict(config),
         "epoch": epoch,
@@ -188,7 +198,7 @@ def _resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer: 
                 f"cannot resume from {path}: it was written with {key}={saved[key]!r} but this run has "
                 f"{key}={getattr(config, key)!r}; use the same settings or a fresh run directory"
             )
-    model.load_state_dict(state["model"])
+    unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return state
@@ -215,6 +225,10 @@ def fit(
     ``best.pt`` (weights of the best epoch), ``metrics.json`` and ``metrics.csv`` (one row per epoch).
     With ``resume=True`` the run continues from ``checkpoint.pt``; without it, an existing checkpoint is
     an error rather than silently overwritten.
+
+    Under torchrun (``experiments.distributed``) the model is wrapped in DistributedDataParallel, every rank
+    trains on its share of each global batch of ``batch_size`` samples, and rank 0 alone writes the files;
+    the result equals one process's with the same global batch.
     """
     _check_dataset("training", train)
     _check_dataset("validation", val)
@@ -224,10 +238,13 @@ def fit(
     ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
     if resume and not ckpt_path.is_file():
         raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(config.device)
+    context = current(config.device)
+    if context.is_writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(context.device(config.device))
     model.to(device)
     optimizer = make_optimizer(model.parameters(), config)
+    trained = context.wrap(model)
 
     history: list[dict[str, float]] = []
     best: float | None = None
@@ -239,6 +256,7 @@ def fit(
         start_epoch, start_batch, sums = state["epoch"], state["batch"], state["sums"]
     elif ckpt_path.exists():
         raise ValueError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or use a new run directory")
+    context.barrier()  # every rank has checked the run folder before rank 0 writes into it
 
     n = len(train)
     n_batches = math.ceil(n / config.batch_size)
@@ -248,26 +266,35 @@ def fit(
         order = epoch_order(n, config.seed, epoch)
         t0 = time.perf_counter() - sums["time"]
         bar = tqdm(range(start_batch, n_batches), total=n_batches, initial=start_batch, leave=False,
-                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress)
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (config.progress and context.is_writer))
         for b in bar:
             x, y = _batch(train, order[b * config.batch_size:(b + 1) * config.batch_size])
             if batch_transform is not None:
                 x = batch_transform(x, _generator(config.seed, epoch, b))
+            total = len(y)
+            local = len(context.shard(y))
+            scale = context.loss_scale(local, total)
+            # a rank whose share of a short last batch is empty still joins the gradient all-reduce: it runs
+            # one sample with weight 0
+            x, y = (context.shard(x), context.shard(y)) if local else (x[:1], y[:1])
             x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
-            loss.backward()
+            loss = loss_fn(trained(x), y)
+            batch_loss = context.sum([loss.item() * local])[0] / total
+            if not math.isfinite(batch_loss):
+                raise FloatingPointError(f"training loss became {batch_loss} at epoch {epoch + 1}, batch {b + 1}")
+            (loss * scale if scale != 1.0 else loss).backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            sums["loss"] += loss.item() * len(y)
-            sums["n"] += len(y)
+            sums["loss"] += batch_loss * total
+            sums["n"] += total
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4g}")
             if config.checkpoint_every and (b + 1) % config.checkpoint_every == 0 and b + 1 < n_batches:
                 sums["time"] = time.perf_counter() - t0
-                atomic_save(_state(model, optimizer, config, epoch, b + 1, sums, history, best, best_epoch), ckpt_path)
+                if context.is_writer:
+                    atomic_save(_state(model, optimizer, config, epoch, b + 1, sums, history, best, best_epoch),
+                                ckpt_path)
         start_batch = 0
         val_metrics = evaluate(model, loss_fn, val, config.batch_size, metrics=metrics, device=device,
                                batch_transform=batch_transform, seed=config.seed)
@@ -276,12 +303,15 @@ def fit(
         history.append(row)
         if _is_better(val_metrics[select], best, select):
             best, best_epoch = val_metrics[select], epoch + 1
-            atomic_save(model.state_dict(), best_path)
+            if context.is_writer:
+                atomic_save(model.state_dict(), best_path)
         sums = {"loss": 0.0, "n": 0, "time": 0.0}
-        atomic_save(_state(model, optimizer, config, epoch + 1, 0, sums, history, best, best_epoch), ckpt_path)
-        _write_metrics(run_dir, history)
-        if config.progress:
+        if context.is_writer:
+            atomic_save(_state(model, optimizer, config, epoch + 1, 0, sums, history, best, best_epoch), ckpt_path)
+            _write_metrics(run_dir, history)
+        if config.progress and context.is_writer:
             tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    context.barrier()  # rank 0 has written best.pt
     if best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path, map_location=device))
     return FitResult(history=history, best_epoch=best_epoch, best_value=float("nan") if best is None else best,

@@ -1,4 +1,4 @@
-"""The input path u(t) of a sampled sequence (DESIGN.md section 2).
+"""The input path u(t) of a sampled sequence (docs/design.md, time and input alignment).
 
 The state h_k lives at time k*eps; sample x_k (1-based) is the input on the interval [(k-1)eps, k*eps).
 Interpolation acts on the projected inputs U_k = V x_k + b (the projection is affine, so interpolating U is

@@ -12,9 +12,10 @@ are Python floats decided from a detached error ratio, whose read-back is the on
 step; a step clipped to a breakpoint is a tensor computed from the breakpoint (dt = t_k - t_now, or half of
 it), so the solution is differentiable with respect to the output times ``t`` as well: moving t_k moves the
 step that lands there (dy/dt_k = f at the landing point, up to the method's error), and moving t_0 moves
-every stage time. The step sequence is piecewise constant in t for an autonomous f (the error ratios do not
-depend on t), so finite differences see the same steps. The states are collected in a list and stacked once,
-so memory and backward time are linear in len(t).
+every stage time. The steps between breakpoints are not differentiated: their sizes follow from detached
+error ratios (as in torchdiffeq), which depend on t only through the steps before them, so the derivative
+misses a term of the order of the local error; it is exact when every step lands on a breakpoint. The states
+are collected in a list and stacked once, so memory and backward time are linear in len(t).
 
 Failures stop the solve at once, naming the time: a non-finite f at a step's start (``FloatingPointError``;
 a step whose trial stages overflow is retried with a smaller step at most ``NONFINITE_RETRIES`` times in a
@@ -65,15 +66,17 @@ class EmbeddedRK:
     state ``y``, proposed step magnitude ``h``, the stage to reuse (``k0``) and the counts of attempts.
 
     ``start`` chooses the first step; every ``attempt`` tries one step, optionally clipped to land on ``end``,
-    and returns the accepted ``Step`` or None when the step was rejected.
+    and returns the accepted ``Step`` or None when the step was rejected. ``t_final`` (the last output time)
+    and ``out_of_steps`` (advice) complete the messages.
     """
 
     def __init__(self, tableau: ButcherTableau, controller: StepController, direction: float,
-                 norm: Norm = rms_norm, callbacks: Callbacks = Callbacks(), t_final: Optional[float] = None) -> None:
+                 norm: Norm = rms_norm, callbacks: Callbacks = Callbacks(), t_final: Optional[float] = None,
+                 out_of_steps: str = "raise max_steps or loosen rtol/atol") -> None:
         if tableau.b_err is None:
             raise ValueError(f"tableau {tableau.name!r} has no embedded weights b_err; adaptive methods need them")
         self.tableau, self.controller, self.direction = tableau, controller, direction
-        self.norm, self.callbacks, self.t_final = norm, callbacks, t_final
+        self.norm, self.callbacks, self.t_final, self.out_of_steps = norm, callbacks, t_final, out_of_steps
         self.err_weights = [b - be for b, be in zip(tableau.b, tableau.b_err)]
         self.stiffness = make_detector(tableau, controller.stiffness_interval)
         self.accepted = self.rejected = self.nonfinite = 0
@@ -97,7 +100,7 @@ class EmbeddedRK:
         if self.accepted + self.rejected >= controller.max_steps:
             target = f" of {self.t_final:g}" if self.t_final is not None else ""
             raise RuntimeError(f"adaptive solve used max_steps={controller.max_steps} steps and reached only "
-                               f"t={self.t_host:g}{target}; raise max_steps or loosen rtol/atol")
+                               f"t={self.t_host:g}{target}: {self.out_of_steps}")
         dt, dt_mag, landed = self._clip(end)
         self.callbacks.call("step", self.t, self.y, dt)
         y0, t0 = self.y, self.t

@@ -11,17 +11,19 @@ Derivatives*, 1973, ch. 4; ``scipy.optimize.brentq``) to ``event_tol`` (default:
 event functions (an event_fn returning a vector) are combined as in torchdiffeq: each is multiplied by its sign
 at t0 and the first to reach zero ends the solve (``min``). An event_fn that is 0 at t0 ends it at t0.
 
-Gradients. The event time t* solves g(t*, y(t*; theta), theta) = 0, so by the implicit function theorem
+Gradients. The computed event time s* (from t_a) solves phi(s*) = 0, and phi depends on theta (y0, t0, the
+tensors of f and event_fn) through y_a, t_a and the event function, so by the implicit function theorem
 
-    dt*/dtheta = -(dg/dy . dy(t*)/dtheta + dg/dtheta) / (dg/dt + dg/dy . f(t*, y(t*))),
+    ds*/dtheta = -(d phi / d theta at fixed s) / (d phi / d s),
 
-where dy(t*)/dtheta is the derivative at the fixed time t* (theta: y0, t0, f's and event_fn's tensors), and the
-returned state y(t*) moves with t* at rate f: d y_event = dy(t*) + f dt*. Both are built into the graph (the
-root itself is found without autograd): with the event step y* = Step(t_a, y_a, t* - t_a) at the detached
-root, t_event = t* - (g(t*, y*) - [g(t*, y*)]) / D and y_event = y* + f(t*, y*) (t_event - t*), where [.]
-detaches and D = dg/dt + dg/dy . f is computed once without a graph. Their values are t* and y*; their first
-derivatives are those above (torchdiffeq's ``ImplicitFnGradientRerouting`` computes the same in backward).
-A tangential crossing (D = 0) has no derivative; the event time is then returned without one (with a warning).
+and the event state Step(t_a, y_a, s*) moves with s* along the method's own step. Both are built into the
+graph (the root itself is found without autograd): D = d phi/ds at s* is computed once by autograd on s and
+detached, t_event = t* - (g - [g]) / D with g = phi(s*) evaluated with a graph ([.] detaches), and
+y_event = Step(t_a, y_a, t_event - t_a). Their values are t* and the event state; their first derivatives
+are the exact derivatives of the computed event time and state (gradcheck). For the exact solution
+d phi/ds = dg/dt + dg/dy . f(t*, y*), the formula of torchdiffeq's ``ImplicitFnGradientRerouting``, which
+ours matches up to the method's error. A tangential crossing (D = 0) has no derivative; the event time is
+then returned without one (with a warning).
 """
 from __future__ import annotations
 
@@ -79,7 +81,8 @@ class AdaptiveMarch:
 
     def __init__(self, field: CheckedField, plan: Plan, direction: float) -> None:
         self.field, self.tableau = field, plan.method.tableau
-        self.solver = EmbeddedRK(self.tableau, plan.controller, direction, plan.norm, Callbacks.of(field))
+        self.solver = EmbeddedRK(self.tableau, plan.controller, direction, plan.norm, Callbacks.of(field),
+                                 out_of_steps="no event yet; raise max_steps or check event_fn")
         self.solver.start(field, plan.t[0], plan.y0, plan.first_step)
 
     def next(self) -> tuple[Tensor, Tensor, Tensor, Tensor, PartialStep]:
@@ -88,7 +91,7 @@ class AdaptiveMarch:
         while True:
             if not math.isfinite(solver.t_host + solver.direction * solver.h):
                 raise RuntimeError(f"event_fn kept its sign up to t={solver.t_host:g}, where the step size has grown "
-                                   f"to {solver.h:.3g}: the solution settles without an event")
+                                   f"to {solver.h:.3g}: no event ahead")
             step = solver.attempt(self.field)
             if step is not None:
                 break
@@ -169,14 +172,14 @@ def odeint_event(f: Callable[[Tensor, State], State], y0: State, t0: Union[Tenso
         return (event_t, solution, SolveStats(nfe=field.nfe)) if return_stats else (event_t, solution)
     event = EventFunction(event_fn, plan.spec, plan.t[0], plan.y0)
     march = (AdaptiveMarch if plan.method.kind == "adaptive" else FixedMarch)(field, plan, direction)
-    event_t, y_event = _locate(field, event, march, plan, event_tol)
+    event_t, y_event = _locate(event, march, plan, event_tol)
     solution = plan.spec.unflatten(torch.stack([plan.y0, y_event]), (2,))
     if not return_stats:
         return event_t, solution
     return event_t, solution, replace(march.stats(), nfe=field.nfe)
 
 
-def _locate(field: CheckedField, event: EventFunction, march: Any, plan: Plan,
+def _locate(event: EventFunction, march: Any, plan: Plan,
             event_tol: Optional[float]) -> tuple[Tensor, Tensor]:
     """March until the combined event value turns <= 0, find the root in that step, attach the gradients."""
     t0, y0 = plan.t[0], plan.y0
@@ -211,32 +214,26 @@ def _locate(field: CheckedField, event: EventFunction, march: Any, plan: Plan,
     xtol = event_tol if event_tol is not None else 4.0 * eps * max(1.0, abs(float(start)), abs(float(start) + span))
     s_star = brentq(phi, min(0.0, span), max(0.0, span), xtol=xtol, rtol=4 * torch.finfo(torch.float64).eps,
                     maxiter=200)
-    t_star = start + s_star
-    y_star = partial(t_star - t_a)  # differentiable in y_a and, through t_a, in t0
-    return _with_implicit_gradients(field, event, t_star, y_star)
+    return _with_implicit_gradients(event, partial, t_a, start + s_star)
 
 
-def _with_implicit_gradients(field: CheckedField, event: EventFunction, t_star: Tensor,
-                             y_star: Tensor) -> tuple[Tensor, Tensor]:
-    """(t_event, y_event) with the values (t_star, y_star) and the derivatives of the module docstring."""
+def _with_implicit_gradients(event: EventFunction, partial: PartialStep, t_a: Tensor,
+                             t_star: Tensor) -> tuple[Tensor, Tensor]:
+    """(t_event, y_event) with the values (t_star, Step(t_a, y_a, t_star - t_a)) and the derivatives of the
+    module docstring."""
     if not torch.is_grad_enabled():
-        return t_star, y_star
-    with torch.no_grad():
-        f_star = field(t_star, y_star)
+        return t_star, partial(t_star - t_a)
     with torch.enable_grad():
-        tt, yy = t_star.detach().requires_grad_(True), y_star.detach().requires_grad_(True)
-        c = event(tt, yy)
-        if not c.requires_grad:
-            return t_star, y_star
-        dc_dt, dc_dy = torch.autograd.grad(c, (tt, yy), allow_unused=True)
-    slope = sum(v for v in (dc_dt, None if dc_dy is None else (dc_dy * f_star).sum()) if v is not None)
-    if not (isinstance(slope, Tensor) and bool(torch.isfinite(slope)) and float(slope) != 0.0):
-        warnings.warn(f"event_fn crosses zero tangentially at t={time_str(t_star)} (d/dt event_fn(t, y(t)) = 0): the "
-                      f"event time has no derivative and is returned without one")
-        return t_star, y_star
-    c_live = event(t_star, y_star)
-    t_event = t_star - (c_live - c_live.detach()) / slope
-    return t_event, y_star + f_star * (t_event - t_star)
+        s = (t_star - t_a).detach().requires_grad_(True)
+        c = event(t_a.detach() + s, partial(s))
+        slope = torch.autograd.grad(c, s, allow_unused=True)[0] if c.requires_grad else None
+    if slope is None or not bool(torch.isfinite(slope)) or float(slope) == 0.0:
+        warnings.warn(f"event_fn crosses zero tangentially at t={time_str(t_star)} (its derivative along the solution "
+                      f"is 0): the event time has no derivative and is returned without one")
+        return t_star, partial(t_star - t_a)
+    c_live = event(t_star, partial(t_star - t_a))
+    t_event = t_star - (c_live - c_live.detach()) / slope.detach()
+    return t_event, partial(t_event - t_a)
 
 
 EVENT_ARGUMENTS = tuple(name for name, p in inspect.signature(odeint_event).parameters.items()

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-import torch
 from torch import Tensor
 
 from solvers import options as option_rules

@@ -17,6 +17,13 @@ DOPRI5, whose code uses 3.25); 15 positive tests declare the problem stiff, and 
 the count (DOPRI5's constants). Here this generalises to any explicit pair: Y is the input of the last stage
 other than the first-same-as-last one, and f(t1, Y) and f(t1, y1) are re-evaluated when that stage is not at
 c = 1 or the pair is not first-same-as-last (one or two extra evaluations per test, none for DOPRI5).
+
+Limits of the rule (Hairer & Wanner II, IV.2): the controller holds h * |lambda| at the stability boundary
+for moderate tolerances; with stringent ones (relative to the size of the stiff transients) it may settle
+below it (y' = -2000 (y - cos t) with DOPRI5: h * |lambda| ~ 3.12 at rtol 1e-6, ~ 2.5 at 1e-7, ~ 1.15 at
+1e-9; y' = -1e5 (y - cos t) stays at the boundary down to rtol 1e-8). The test then stays negative and the
+solve is bounded by ``max_steps`` only. When the steps are limited by accuracy, h * |lambda| sits well
+inside the region and the test is negative.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""build_rnn, heads, baselines and the parameter counts of DESIGN.md section 3 (both papers' tables)."""
+"""build_rnn, heads, baselines and the parameter counts of both papers' tables (docs/design.md section 5)."""
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import experiments.double_pendulum.energy as en
 import experiments.double_pendulum.generate as gen
@@ -96,6 +97,5 @@ def test_energy_command_bad_settings(tmp_path, capsys, argv, message):
 def test_relative_energy_error_uses_the_ground_truth_scale():
     p = DoublePendulum()
     truth = gen.generate(n=2, seed=1, method="rk4", step_size=0.05, times=SHORT, progress=False)
-    import torch
     err = en.relative_energy_error(p, torch.as_tensor(truth.states).transpose(0, 1))
     np.testing.assert_allclose(err.max(axis=0), gen.relative_energy_drift(truth), rtol=1e-12)

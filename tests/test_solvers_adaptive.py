@@ -1,10 +1,13 @@
 """Adaptive embedded Runge-Kutta: accuracy, agreement with torchdiffeq, landing on output times, stats."""
+import math
+
 import pytest
 import torch
 import torchdiffeq
 
 import solvers.adaptive
-from solvers import SolveStats, StepController, available, get_tableau, odeint
+from solvers import SolveStats, StepController, StiffnessError, available, get_tableau, odeint
+from solvers.stiffness import real_stability_boundary
 from solvers.problems import random_linear_problem
 
 
@@ -92,3 +95,30 @@ def test_max_steps_and_controller_validation(problem):
 def test_stats_add():
     total = SolveStats(10, 3, 2, 1) + SolveStats(5, 2, 2, 0)
     assert total == SolveStats(nfe=15, n_steps=5, n_accepted=4, n_rejected=1)
+
+
+def test_real_stability_boundaries_of_the_explicit_methods():
+    """beta with |R(-x)| <= 1 on (0, beta]: Heun 2, classic RK4 2.785 (Hairer & Wanner II, Fig. IV.2.1),
+    Bogacki-Shampine 2.513, DOPRI5 3.307 (its code tests h * lambda > 3.25)."""
+    expected = {"adaptive_heun": 2.0, "rk4": 2.7853, "bosh3": 2.5127, "dopri5": 3.3066}
+    for name, beta in expected.items():
+        assert abs(real_stability_boundary(get_tableau(name)) - beta) < 1e-4, name
+
+
+def oscillator(t, y):
+    return torch.stack([y[..., 1], -y[..., 0]], dim=-1)
+
+
+@pytest.mark.parametrize("method, rtol", [("dopri5", 1e-9), ("bosh3", 1e-5), ("adaptive_heun", 1e-3)])
+def test_stiffness_test_is_silent_on_a_non_stiff_problem_and_fires_on_a_stiff_one(method, rtol):
+    """Tested every 20 accepted steps (instead of 1000) to keep this fast: an oscillation over 5 periods, whose
+    steps are limited by accuracy, passes; y' = -2000 (y - cos t), limited by stability, stops (at moderate
+    tolerances: see solvers.stiffness for stringent ones)."""
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 10 * math.pi], dtype=torch.float64)
+    ys, stats = odeint(oscillator, y0, t, method=method, rtol=rtol, atol=rtol * 1e-3, stiffness_interval=20,
+                       return_stats=True)
+    assert stats.n_accepted > 5 * 20 and (ys[-1] - y0).abs().max() < 100 * rtol
+    with pytest.raises(StiffnessError, match=f"looks stiff for '{method}'"):
+        odeint(lambda t, y: -2000.0 * (y - torch.cos(t)), torch.zeros(1, dtype=torch.float64), t, method=method,
+               rtol=1e-5, atol=1e-8, stiffness_interval=20)

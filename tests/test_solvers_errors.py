@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import solvers
 from solvers import odeint
 
 Y0 = torch.ones(3, dtype=torch.float64)
@@ -93,3 +94,97 @@ def test_torchdiffeq_backend_and_adjoint_match_our_solve():
     assert abs(f.rate.grad.item() + 3 * math.exp(-1.0)) < 1e-6
     with pytest.raises(ValueError, match="f returned|f\\(t, y\\) returned"):
         odeint(lambda t, y: y[:2], Y0, T, backend="torchdiffeq", method="euler")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(method="rk4", foo=1), r"unknown options \['foo'\] for fixed-step method 'rk4'; allowed: step_size; "
+                                r"odeint's arguments: method, step_size, rtol.*adjoint_method"),
+    (dict(method="dopri5", options=dict(foo=1)), r"unknown options \['foo'\] for adaptive method 'dopri5'; allowed: "
+                                                 r"safety, min_factor, max_factor, first_step, norm, stiffness_interval, "
+                                                 r"ifactor, dfactor, max_num_steps, jump_t"),
+    (dict(method="dopri5", max_step=0.1), r"torchdiffeq option 'max_step' \(an upper bound on the step size\) is not "
+                                          r"supported by backend 'odernn'; use backend='torchdiffeq'"),
+    (dict(method="rk4", options=dict(perturb=True)), r"torchdiffeq option 'perturb'.*not supported"),
+    (dict(method="dopri5", options=dict(safety=0.8), safety=0.8), r"options \['safety'\] given both as keyword "
+                                                                  r"arguments and in options="),
+    (dict(method="dopri5", ifactor=5.0, max_factor=5.0), r"option 'max_factor' given twice"),
+    (dict(method="rk4", step_size=0.1, options=dict(step_size=0.1)), r"step_size given twice"),
+    (dict(method="dopri5", jumps=[0.5], jump_t=[0.5]), r"jumps given twice"),
+    (dict(method="dopri5", backend="torchdiffeq", foo=1), r"unknown option 'foo' for torchdiffeq's method 'dopri5'; it "
+                                                         r"accepts: dfactor, dtype, first_step, ifactor, jump_t"),
+    (dict(method="dopri5", backend="torchdiffeq", partition=(1, 2)), r"\['partition'\] are options of backend 'odernn'"),
+    (dict(method="euler", adjoint=True, newton=solvers.NewtonOptions()), r"\['newton'\] are options of backend 'odernn'"),
+    (dict(method="dopri5", adjoint_options=dict(norm="seminorm")), r"\['adjoint_options'\] configure the adjoint "
+                                                                   r"solve and are only used with adjoint=True"),
+    (dict(method="dopri5", adjoint_params=()), r"\['adjoint_params'\] configure the adjoint solve"),
+    (dict(method="dopri5", rtol=torch.ones(3)), r"rtol must be a number \(a per-entry tensor of tolerances is not "
+                                                r"supported\)"),
+    (dict(method="dopri5", stiffness_interval=0), r"stiffness_interval must be an int >= 1.*or None"),
+    (dict(method="dopri5", norm="rms"), r"norm must be a function of the state"),
+    (dict(method="dopri5", max_steps=0), r"max_steps must be an int >= 1, got 0"),
+])
+def test_unsupported_or_unknown_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        odeint(decay, Y0, T, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_states_are_refused_with_the_reason(dtype):
+    match = rf"y0 has dtype {dtype}, which the solvers refuse: its epsilon is .*a small step rounds away.*float32"
+    for method in ("dopri5", "rk4"):
+        with pytest.raises(ValueError, match=match):
+            odeint(decay, torch.ones(2, dtype=dtype), [0.0, 1.0], method=method)
+    with pytest.raises(ValueError, match=match):
+        odeint(lambda t, s: s, (torch.ones(1, dtype=dtype), torch.ones(2, dtype=dtype)), [0.0, 1.0])
+    with pytest.raises(ValueError, match=match):
+        solvers.odeint_event(decay, torch.ones(1, dtype=dtype), 0.0, lambda t, y: y.sum() - 0.5)
+
+
+class Counted:
+    """f with its evaluations counted."""
+
+    def __init__(self, f):
+        self.f, self.calls = f, 0
+
+    def __call__(self, t, y):
+        self.calls += 1
+        return self.f(t, y)
+
+
+def test_adaptive_solve_with_a_non_finite_f_at_the_start_raises_at_once():
+    f = Counted(lambda t, y: y * math.nan)
+    with pytest.raises(FloatingPointError, match=r"f\(t, y0\) is not finite at t=0.*cannot start"):
+        odeint(f, Y0, T, method="dopri5")
+    assert f.calls == 1
+    f = Counted(lambda t, y: y * math.nan)
+    with pytest.raises(FloatingPointError, match=r"f\(t, y\) is not finite at t=0 \(step 1, 0 accepted\)"):
+        odeint(f, Y0, T, method="dopri5", first_step=0.1)
+    assert f.calls == 7  # one attempt: dopri5's 7 stages
+
+
+def test_adaptive_solve_that_meets_nan_mid_way_stops_promptly_naming_the_time():
+    f = Counted(lambda t, y: torch.where(t > 0.5, math.nan, -1.0) * y)
+    with pytest.raises(FloatingPointError, match=r"attempts in a row from t=0.5 \(step \d+, \d+ accepted\) produced "
+                                                 r"NaN/Inf"):
+        odeint(f, Y0, torch.tensor([0.0, 5.0], dtype=torch.float64), method="dopri5")
+    assert f.calls < 1000
+
+
+def stiff(t, y):
+    return -1e5 * (y - torch.cos(t))
+
+
+def test_a_stiff_problem_stops_early_naming_the_step_time_and_implicit_methods():
+    """dopri5 needs ~3e5 steps (h*1e5 at its stability limit 3.3) for y' = -1e5 (y - cos t) over [0, 10];
+    the stiffness test stops it after about a thousand."""
+    f = Counted(stiff)
+    with pytest.raises(solvers.StiffnessError, match=r"looks stiff for 'dopri5' at t=[0-9.e-]+, step \d+ \(\d+ "
+                                                     r"accepted\).*stability region.*more steps.*implicit method.*"
+                                                     r"backward_euler.*stiffness_interval=None") as info:
+        odeint(f, torch.zeros(1, dtype=torch.float64), torch.tensor([0.0, 10.0], dtype=torch.float64),
+               method="dopri5", rtol=1e-6)
+    assert f.calls < 30_000 and 3.24 <= info.value.h_lambda and 0.0 < info.value.t < 1.0
+    f = Counted(stiff)
+    with pytest.raises(RuntimeError, match=r"max_steps=3000 steps and reached only t="):  # test off: no early stop
+        odeint(f, torch.zeros(1, dtype=torch.float64), torch.tensor([0.0, 10.0], dtype=torch.float64),
+               method="dopri5", rtol=1e-6, stiffness_interval=None, max_steps=3000)

@@ -1,9 +1,12 @@
 """odernn.stability with implicit Runge-Kutta methods: verdicts from the rational R(z) = P(z) / Q(z)."""
+import json
+
 import numpy as np
 import pytest
 import torch
 
 import solvers
+from experiments.__main__ import main
 from odernn import build_rnn
 from odernn.stability import amplification, assess, check_stability
 
@@ -62,3 +65,32 @@ def test_along_a_driven_trajectory_implicit_methods_are_inside_where_rk4_is_not(
     assert np.abs(implicit.z).max() > solvers.imaginary_axis_limit("rk4")
     outside = ~solvers.in_stability_region(solver, implicit.z)
     assert implicit.fraction_outside == outside.mean() == 0.0
+
+
+def test_stability_command_draws_an_implicit_methods_region(tmp_path, capsys):
+    out = tmp_path / "gl4.png"
+    assert main(["stability", "--model", "antisymmetric", "--solver", "gauss_legendre4", "--gamma", "0.0",
+                 "--sigma-w", "4", "--step-size", "1.0", "--hidden", "8", "--steps", "6", "--batch", "2",
+                 "--methods", "rk4", "gauss_legendre4", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((tmp_path / "gl4.json").read_text())
+    assert report["stable"] is True and report["kind"] == "implicit" and report["z_abs_max"] > 2.83
+    assert "gauss_legendre4 with step 1 is inside" in capsys.readouterr().out
+
+
+def test_stability_command_reports_a_failed_newton_solve_in_one_line(tmp_path, capsys, monkeypatch):
+    """When the model's forward fails (e.g. Newton's method does not converge at a large step), the command
+    says so with exit status 2 instead of a traceback."""
+    import experiments.stability_cli as cli
+
+    def failing(rnn, x):
+        raise solvers.NewtonError("step 1 of 4: Newton's method for the stages of 'backward_euler' did not converge")
+
+    monkeypatch.setattr(cli, "check_stability", failing)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stability", "--model", "antisymmetric", "--solver", "backward_euler", "--step-size", "3.0",
+              "--hidden", "4", "--steps", "4", "--batch", "2", "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "the stability check runs the model" in err and "backward_euler failed at --step-size 3" in err
+    assert "did not converge" in err and not (tmp_path / "x.png").exists()

@@ -71,7 +71,7 @@ def test_preset_values_and_flags_override_them(tmp_path):
     out = tmp_path / "preset"
     assert main(["trajectory", "--preset", "demo", "--models", "lstm", "--out-dir", str(out), *TINY]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["preset"] == "demo" and config["data"]["system"] == "damped-oscillator"  # from the preset
+    assert config["preset"] == "demo" and config["data"]["system"] == "pendulum"  # from the preset
     assert config["data"]["n"] == 24 and config["settings"]["epochs"] == 2  # from the flags
     assert config["settings"]["lr"] == 1e-2 and config["settings"]["h0"] == "state"
 
@@ -92,6 +92,11 @@ def test_make_data_then_train_on_the_file_with_irregular_times(tmp_path, capsys)
     assert "irregular times" in (out / "table.md").read_text()
 
 
+def test_make_data_refuses_an_unknown_format_before_solving(tmp_path, capsys):
+    assert main(["trajectory", "make-data", "--out", str(tmp_path / "x.json"), "--no-progress"]) == 2
+    assert "x.json: unknown format '.json'; use one of .npz, .csv" in capsys.readouterr().err
+
+
 def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     args = ["trajectory", "--system", "damped-oscillator", "--models", "lstm", "--out-dir", str(tmp_path / "r"), *TINY]
     assert main([*args, "--resume"]) == 2
@@ -102,6 +107,10 @@ def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     first = json.loads((tmp_path / "r" / "result.json").read_text())
     assert main([*args, "--resume"]) == 0  # a finished run: reloads the best epoch, same test result
     assert json.loads((tmp_path / "r" / "result.json").read_text())["test_mse"] == first["test_mse"]
+    assert main([*args, "--resume", "--lr", "0.5"]) == 2
+    assert "holds runs made with other settings (lr); they cannot be continued" in capsys.readouterr().err
+    assert main([*args, "--resume", "--data-seed", "1"]) == 2
+    assert "holds runs made with other trajectories" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -130,11 +130,17 @@ def energy_study(n: int = 8, seed: int = 0, t_end: float = 100.0, sample_every: 
     return times, runs
 
 
-def markdown(times: np.ndarray, runs: list[EnergyRun], checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS) -> str:
-    """The table: max relative energy error up to each checkpoint (those within the horizon), then the cost."""
-    marks = [c for c in checkpoints if c <= times[-1] + 1e-9]
+def _marks(times: np.ndarray, checkpoints: Sequence[float]) -> list[float]:
+    """The checkpoints within the horizon, in increasing order, ending with the horizon itself."""
+    marks = sorted(float(c) for c in checkpoints if c <= times[-1] + 1e-9)
     if not marks or marks[-1] < times[-1] - 1e-9:
         marks.append(float(times[-1]))
+    return marks
+
+
+def markdown(times: np.ndarray, runs: list[EnergyRun], checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS) -> str:
+    """The table: max relative energy error up to each checkpoint (``_marks``), then the cost."""
+    marks = _marks(times, checkpoints)
     header = ["method", *(f"max rel. energy error, t <= {c:g} s" for c in marks), "NFE", "steps",
               "Newton iterations", "seconds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -149,7 +155,7 @@ def to_json(times: np.ndarray, runs: list[EnergyRun], settings: dict[str, Any],
             checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS) -> dict[str, Any]:
     """Everything the table and the plot show: settings, per-run cost and checkpoint errors, and the curve
     (max over trajectories of the relative energy error at each output time)."""
-    marks = [c for c in checkpoints if c <= times[-1] + 1e-9]
+    marks = _marks(times, checkpoints)
     return {"settings": settings, "times": times.tolist(), "runs": [
         {"method": r.method, "kind": r.kind, "label": r.label, "step_size": r.step_size, "tol": r.tol,
          "nfe": r.nfe, "n_steps": r.n_steps, "n_newton": r.n_newton, "seconds": r.seconds,

@@ -13,6 +13,7 @@ on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -26,7 +27,7 @@ import torch
 from experiments.io import atomic_write_json
 from experiments.stability_gate import add_stability_argument
 from experiments.trajectory import plots, report
-from experiments.trajectory.data import Trajectories, load_trajectories, save_trajectories
+from experiments.trajectory.data import FORMATS, Trajectories, load_trajectories, save_trajectories
 from experiments.trajectory.flags import add_dataclass_arguments, given, option_name
 from experiments.trajectory.model import build_predictor
 from experiments.trajectory.settings import PRESETS, TaskSettings
@@ -65,8 +66,9 @@ def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="{demo,make-data}")
-    demo = sub.add_parser("demo", help="the demo: a damped oscillator, four models, table and plots (~1 min)",
-                          description="the settings of --preset demo")
+    demo = sub.add_parser("demo", help="the demo: the papers' six ODE models and an LSTM on the pendulum, table and "
+                          "plots (~25 s on 2 cores; a rerun reuses the finished runs)",
+                          description="--preset demo into runs/trajectory_demo; a rerun reuses finished runs")
     _add_run_options(demo, demo=True)
     make = sub.add_parser("make-data", help="generate trajectories of a built-in system into a .npz or .csv file",
                           description="ground truth of a built-in system, saved for --data")
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             _train(args, preset="demo", reuse=True)
         else:
             _train(args, preset=args.preset)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:  # bad settings or data, a diverging run
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
@@ -102,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _make_data(args: argparse.Namespace) -> Trajectories:
     settings = SimulationSettings(**given(args, SimulationSettings))
+    if args.out.suffix.lower() not in FORMATS:
+        raise ValueError(f"{args.out}: unknown format {args.out.suffix or '(no extension)'!r}; use one of "
+                         f"{', '.join(FORMATS)}")
     traj = generate(settings, progress=args.progress)
     save_trajectories(traj, args.out)
     m = traj.metadata
@@ -138,6 +143,26 @@ def _load_or_generate(args: argparse.Namespace, preset: dict[str, Any]) -> tuple
     return traj, settings.system
 
 
+def fingerprint(traj: Trajectories) -> str:
+    """SHA-256 of the trajectories' states and times (float64 bytes)."""
+    digest = hashlib.sha256(np.ascontiguousarray(traj.states).tobytes())
+    digest.update(np.ascontiguousarray(traj.times).tobytes())
+    return digest.hexdigest()
+
+
+def _check_same_run(out_dir: Path, info: dict[str, Any]) -> None:
+    """Continuing runs in ``out_dir`` is allowed only with the same trajectories and settings."""
+    path = out_dir / "config.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    saved_settings = {k: v for k, v in saved.get("settings", {}).items() if k != "models"}
+    settings = {k: v for k, v in json.loads(json.dumps(info["settings"])).items() if k != "models"}
+    if saved.get("fingerprint") != info["fingerprint"] or saved_settings != settings:
+        changed = sorted(k for k in settings if saved_settings.get(k) != settings[k])
+        what = "other trajectories" if saved.get("fingerprint") != info["fingerprint"] else f"other settings ({', '.join(changed)})"
+        raise ValueError(f"{out_dir} holds runs made with {what}; they cannot be continued with these. Use another "
+                         f"--out-dir, or remove {out_dir}")
+
+
 def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
     sizes = task.describe()["split_sizes"]
     times = "a uniform grid" if task.uniform else f"irregular times (median interval {task.spacing:.3g})"
@@ -163,9 +188,12 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
         missing = [str(out_dir / m / CHECKPOINT) for m in models if not (out_dir / m / CHECKPOINT).is_file()]
         if missing:
             raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
+    info = {"data": {"name": name, **traj.metadata}, "fingerprint": fingerprint(traj), "task": task.describe(),
+            "settings": asdict(settings), "preset": preset}
+    continuing = [m for m in models if (out_dir / m / CHECKPOINT).is_file()] if (resume_flag or reuse) else []
+    if continuing:
+        _check_same_run(out_dir, info)
     save_trajectories(traj, out_dir / "trajectories.npz")
-    info = {"data": {"name": name, **traj.metadata}, "task": task.describe(), "settings": asdict(settings),
-            "preset": preset}
     atomic_write_json(info, out_dir / "config.json")
     rows, predictions = [], {}
     for model_name, model in models.items():
@@ -195,7 +223,7 @@ def _plots(task: PreparedTask, rows: list[dict[str, Any]], predictions: dict[str
     shown = {m: task.normalizer.invert(p[:k]) for m, p in predictions.items()}
     names = test.state_names
     paths = [plots.plot_rollouts(test.times[:k], truth, shown, task.context, names, out_dir / "rollouts.png",
-                                 f"{name}: truth (black, context dots) and predictions (dashed)")]
+                                 f"{name}: truth (black, one dot per observation, context circled) and predictions (dashed)")]
     if task.state_dim == 2:
         paths.append(plots.plot_phase(truth, {m: np.concatenate([truth[:, :task.context], p], axis=1)
                                               for m, p in shown.items()}, task.context, names,

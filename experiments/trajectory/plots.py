@@ -29,8 +29,8 @@ def _colors() -> list[str]:
 
 def plot_rollouts(times: np.ndarray, truth: np.ndarray, predictions: Mapping[str, np.ndarray], context: int,
                   state_names: tuple[str, ...], path: str | Path, title: str = "") -> Path:
-    """One row per trajectory, one column per state variable (at most four): truth (black, context points
-    as dots) and each model's prediction from the last context observation on. ``truth (k, T, d)``,
+    """One row per trajectory, one column per state variable (at most four): truth (black, a dot per
+    observation, context observations circled) and each model's prediction from the last context observation on. ``truth (k, T, d)``,
     predictions ``(k, T - context, d)``, ``times (k, T)``."""
     k, _, d = truth.shape
     cols = min(d, MAX_PANELS)
@@ -38,8 +38,8 @@ def plot_rollouts(times: np.ndarray, truth: np.ndarray, predictions: Mapping[str
     for i in range(k):
         for j in range(cols):
             ax = axes[i, j]
-            ax.plot(times[i], truth[i, :, j], "k-", lw=2, label="truth")
-            ax.plot(times[i, :context], truth[i, :context, j], "ko", ms=4, label="context")
+            ax.plot(times[i], truth[i, :, j], "k.-", lw=2, ms=4, label="truth (observations)")
+            ax.plot(times[i, :context], truth[i, :context, j], "ko", ms=6, mfc="none", mew=1.5, label="context")
             for c, (name, pred) in zip(_colors(), predictions.items()):
                 ax.plot(times[i, context:], pred[i, :, j], "--", color=c, lw=1.4, label=name)
             ax.set_ylabel(state_names[j])

@@ -1,4 +1,4 @@
-"""Vector fields f(t, h, u) of continuous-time recurrent networks (DESIGN.md section 3)."""
+"""Vector fields f(t, h, u) of continuous-time recurrent networks (docs/design.md section 5)."""
 from .base import TanhForm, VectorField, make_blocks
 from .layered import AFRNNField, FRNNField, LayeredField, StackedAntisymmetricField
 from .params import AntisymmetricMatrix

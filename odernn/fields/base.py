@@ -1,7 +1,7 @@
 """The vector-field interface shared by every continuous-time recurrent model.
 
 A field is the right-hand side f(t, h, u) of dh/dt = f(t, h, u), where u = input_projection(x) is the affine
-input term (V x + b) computed once for a whole sequence (DESIGN.md section 2). Fields own their diffusion
+input term (V x + b) computed once for a whole sequence (docs/design.md section 2). Fields own their diffusion
 gamma and activation and never know the step size.
 
 Every concrete field splits its evaluation into ``matrices()`` (parameter-derived matrices such as

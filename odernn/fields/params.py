@@ -4,7 +4,7 @@
   n(n-1)/2 parameters (the paper, Section 3.2); ``"full"`` stores a full R and forms R - R^T, n^2 parameters
   (the AFRNN authors' code).
 - Initialisation ``"paper"`` (AntisymmetricRNN App. C): input-to-hidden N(0, 1/m), hidden-to-hidden
-  N(0, sigma_w^2 / n), biases 0. ``"afrnn"`` (the AFRNN authors' code, DESIGN.md section 7): standard
+  N(0, sigma_w^2 / n), biases 0. ``"afrnn"`` (the AFRNN authors' code, see docs/design.md): standard
   deviation 1/fan_in instead of variance 1/fan_in (recurrent: sigma_w / n).
 """
 from __future__ import annotations
