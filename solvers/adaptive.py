@@ -167,11 +167,12 @@ class EmbeddedRK:
         remaining = "" if self.t_final is None else \
             f" (about {abs(self.t_final - self.t_host) / dt_mag:.2g} more steps of this size to t={self.t_final:g})"
         raise StiffnessError(
-            f"the problem looks stiff for {self.tableau.name!r} at t={self.t_host:.6g}, step {self.accepted + self.rejected} "
-            f"({self.accepted} accepted): the step size h={dt_mag:.3g} is held at the edge of the method's stability "
-            f"region (estimated h*|lambda| = {h_lambda:.3g} >= {self.stiffness.limit:.3g} in repeated tests), so "
-            f"stability, not accuracy, limits it{remaining}. Use an implicit method with a fixed step_size "
-            f"({', '.join(available('implicit'))}), or pass stiffness_interval=None to continue anyway",
+            f"the problem looks stiff for {self.tableau.name!r} at t={self.t_host:.6g}, step "
+            f"{self.accepted + self.rejected} ({self.accepted} accepted): the step size h={dt_mag:.3g} is held at "
+            f"the edge of the method's stability region (estimated h*|lambda| = {h_lambda:.3g} >= "
+            f"{self.stiffness.limit:.3g} in repeated tests), so stability, not accuracy, limits it{remaining}. Use "
+            f"an implicit method with a fixed step_size ({', '.join(available('implicit'))}), or pass "
+            f"stiffness_interval=None to continue anyway",
             self.t_host, dt_mag, h_lambda)
 
 

@@ -155,7 +155,8 @@ def odeint_event(f: Callable[[Tensor, State], State], y0: State, t0: Union[Tenso
     if t0.numel() != 1:
         raise ValueError(f"t0 must be a single time (a number or a tensor with one entry), got shape {tuple(t0.shape)}")
     t0 = t0.reshape(())
-    if event_tol is not None and not (isinstance(event_tol, (int, float)) and math.isfinite(event_tol) and event_tol > 0):
+    if event_tol is not None and not (isinstance(event_tol, (int, float)) and math.isfinite(event_tol)
+                                      and event_tol > 0):
         raise ValueError(f"event_tol must be a finite number > 0, got {event_tol!r}")
     direction = -1.0 if reverse_time else 1.0
     times = torch.stack([t0, t0.detach() + direction])  # the direction of time, as torchdiffeq's odeint_event
@@ -165,7 +166,7 @@ def odeint_event(f: Callable[[Tensor, State], State], y0: State, t0: Union[Tenso
                      batch_rows, options, keyword_options, adjoint_arguments, EVENT_ARGUMENTS, DEFAULT_EVENT_MAX_STEPS)
     if plan.jumps:
         raise ValueError("jumps (options['jump_t']) are not supported when solving for an event")
-    field = plan.field(f)
+    field = plan.checked_field(f)
     if plan.torchdiffeq:
         event_t, solution = tdq.solve(field, y0, plan.t, plan.tdq_method, plan.rtol, plan.atol, plan.tdq_options,
                                       adjoint, plan.adjoint_kwargs, event_fn=event_fn, reverse_time=reverse_time)

@@ -63,12 +63,28 @@ def rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau) -> 
     return rk_stages(f, t, y, dt, tableau)[0]
 
 
-def substeps(interval: float, step_size: Optional[float]) -> int:
+def substeps(interval: float, step_size: Optional[float], slack: float = 1e-10) -> int:
     """Number of equal substeps covering ``interval`` with steps no longer than ``step_size``
-    (1 when ``step_size`` is None; a relative slack of 1e-10 absorbs rounding, so 0.3 / 0.1 is 3)."""
+    (1 when ``step_size`` is None; a relative ``slack`` absorbs rounding, so 0.3 / 0.1 is 3)."""
     if step_size is None:
         return 1
-    return max(1, math.ceil(abs(interval) / step_size * (1.0 - 1e-10)))
+    return max(1, math.ceil(abs(interval) / step_size * (1.0 - slack)))
+
+
+def rounding_slack(dtype: torch.dtype) -> float:
+    """Relative slack for step counts: an interval computed in ``dtype`` that should equal k steps may come
+    out a few units in the last place longer (float32 times), and must still take k steps."""
+    return max(1e-10, 16 * torch.finfo(dtype).eps)
+
+
+def row_substeps(t: Tensor, step_size: Optional[float]) -> tuple[Tensor, list[int]]:
+    """Per-row times (B, T + 1): the steps of each row on each interval (B, T) and their maxima per interval."""
+    widths = t.detach().diff(dim=-1).abs()
+    if step_size is None:
+        counts = torch.ones_like(widths)
+    else:
+        counts = torch.ceil(widths / step_size * (1.0 - rounding_slack(t.dtype))).clamp_min(1)
+    return counts, [int(n) for n in counts.amax(0).tolist()]
 
 
 def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
@@ -86,31 +102,46 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
     (``StepFailure``, e.g. Newton's method not converging) is re-raised naming the step.
 
     The steps' sizes and start times are tensors computed from ``t``, so the solution is differentiable with
-    respect to the output times. torchdiffeq's step callbacks (``callbacks``, by default f's own:
+    respect to the output times. Per-row times: ``t`` (B, T + 1) with y0 (B, ...) whose rows are separate
+    systems; row b takes ceil(width / step_size) steps of its own size dt (a (B, 1) tensor) on every interval,
+    rows with fewer steps idle with dt = 0 while the others finish, and f (or ``f.interval(k)``) is called
+    with t of shape (B, 1). torchdiffeq's step callbacks (``callbacks``, by default f's own:
     ``solvers.callbacks``) are called before (``callback_step``) and after (``callback_accept_step``) every step.
     """
     times = t.detach().tolist()
     callbacks = Callbacks.of(f) if callbacks is None else callbacks
     pieces = segments(t, jumps)
-    counts = [substeps(float(piece.end.detach()) - float(piece.start.detach()), step_size) for piece in pieces]
+    if t.dim() == 2:
+        row_counts, counts = row_substeps(t, step_size)
+        steps = [(piece.end - piece.start) / row_counts[:, k:k + 1] for k, piece in enumerate(pieces)]
+    else:
+        slack = rounding_slack(t.dtype)
+        counts = [substeps(float(p.end.detach()) - float(p.start.detach()), step_size, slack) for p in pieces]
+        steps = [(piece.end - piece.start) / n for piece, n in zip(pieces, counts)]
     if max_steps is not None and sum(counts) > max_steps:
-        raise ValueError(f"step_size={step_size} needs {sum(counts)} steps over t in [{times[0]:g}, {times[-1]:g}], "
+        first, last = (times[0][0], times[0][-1]) if t.dim() == 2 else (times[0], times[-1])
+        raise ValueError(f"step_size={step_size} needs {sum(counts)} steps over t in [{first:g}, {last:g}], "
                          f"more than max_steps={max_steps}; use a larger step_size or raise max_steps")
     outputs = [y0]
     finite: list[Tensor] = []
     y, taken = y0, 0
-    for piece, n in zip(pieces, counts):
-        g, dt = piece.restrict(f), (piece.end - piece.start) / n
+    for k, (piece, n) in enumerate(zip(pieces, counts)):
+        g, dt = piece.restrict(f), steps[k]
         for j in range(n):
             start = piece.start if j == 0 else piece.start + j * dt
+            if t.dim() == 2 and j:  # rows with fewer steps on this interval have finished: a step of size 0
+                dt_j = torch.where(row_counts[:, k:k + 1] > j, steps[k], torch.zeros_like(steps[k]))
+                start = torch.minimum(start, piece.end)
+            else:
+                dt_j = dt
             if callbacks.any:
-                callbacks.call("step", start, y, dt)
+                callbacks.call("step", start, y, dt_j)
             try:
-                y_next = stepper(g, start, y, dt)
+                y_next = stepper(g, start, y, dt_j)
             except StepFailure as failure:
                 raise failure.at_step(taken + 1, sum(counts)) from None
             if callbacks.any:
-                callbacks.call("accept", start, y, dt)
+                callbacks.call("accept", start, y, dt_j)
             y = y_next
             taken += 1
         if piece.output is not None:
@@ -121,7 +152,8 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
         flags = torch.stack(finite)
         if not bool(flags.all()):
             k = int(torch.nonzero(~flags)[0, 0])
+            grid = times[0] if t.dim() == 2 else times
             raise FloatingPointError(
-                f"the state became non-finite between t={times[k]:g} and t={times[k + 1]:g} "
-                f"(output {k + 1} of {len(times) - 1}); reduce the step size or pass check_finite=False")
+                f"the state became non-finite between t={grid[k]:g} and t={grid[k + 1]:g} "
+                f"(output {k + 1} of {len(grid) - 1}); reduce the step size or pass check_finite=False")
     return torch.stack(outputs), SolveStats(n_steps=sum(counts), n_accepted=sum(counts))

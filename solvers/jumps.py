@@ -7,6 +7,10 @@ is on, so inside segment [a, b] f is called at t clamped to [a+, b-], where a+ =
 is a jump (else a itself) and b- = nextafter(b, -inf) when b is a jump. The evaluation times move by at most
 one unit in the last place, at jumps only. This is torchdiffeq's ``jump_t`` / ``perturb`` convention and
 diffrax's ``jump_ts``.
+
+A right-hand side that knows its pieces may say so: an object with a method ``interval(k)`` returning f on
+the k-th interval between output times (a sequence model's held sample k, say) is asked for that piece
+instead of being clamped, which also serves times given per row (``segments`` of a 2-D t).
 """
 from __future__ import annotations
 
@@ -69,9 +73,14 @@ class Segment:
     start_is_jump: bool
     end_is_jump: bool
     output: Optional[int]
+    interval: int = 0
 
     def restrict(self, f: Field) -> Field:
-        """f seen from inside this segment: t clamped to [start+, end-] at jump ends (module docstring)."""
+        """f seen from inside this segment: ``f.interval(k)`` when f offers its pieces, else t clamped to
+        [start+, end-] at jump ends (module docstring)."""
+        piece = getattr(f, "interval", None)
+        if piece is not None:
+            return piece(self.interval)
         if not (self.start_is_jump or self.end_is_jump):
             return f
         up = torch.tensor(math.inf, dtype=self.start.dtype, device=self.start.device)
@@ -84,7 +93,13 @@ class Segment:
 
 
 def segments(t: Tensor, jumps: Sequence[float]) -> list[Segment]:
-    """The segments of a solve over the output times ``t`` (1-D, strictly monotonic) with ``jumps`` inside."""
+    """The segments of a solve over the output times ``t`` (1-D, strictly monotonic) with ``jumps`` inside;
+    for a 2-D t (B, T + 1) of per-row times, the T output intervals, with (B, 1) ends."""
+    if t.dim() == 2:
+        if jumps:
+            raise ValueError("jumps are given as one sequence of times; with per-row output times (a 2-D t) put "
+                             "them among the output times or use a right-hand side with interval(k)")
+        return [Segment(t[:, k:k + 1], t[:, k + 1:k + 2], False, False, k + 1, k) for k in range(t.shape[1] - 1)]
     times = t.detach().tolist()
     direction = 1.0 if len(times) < 2 or times[-1] >= times[0] else -1.0
     points: list[tuple[float, Optional[int]]] = [(v, k) for k, v in enumerate(times)]
@@ -97,5 +112,8 @@ def segments(t: Tensor, jumps: Sequence[float]) -> list[Segment]:
         value, index = point
         return t[index] if index is not None else torch.tensor(value, dtype=t.dtype, device=t.device)
 
-    return [Segment(as_tensor(a), as_tensor(b), a[0] in jump_set, b[0] in jump_set, b[1])
-            for a, b in zip(points[:-1], points[1:])]
+    result, interval = [], 0
+    for a, b in zip(points[:-1], points[1:]):
+        result.append(Segment(as_tensor(a), as_tensor(b), a[0] in jump_set, b[0] in jump_set, b[1], interval))
+        interval += b[1] is not None
+    return result

@@ -82,14 +82,14 @@ def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequ
 
         return _event_from_odeint(odeint_event, f, y0, t, event_fn, method=method, step_size=step_size, rtol=rtol,
                                   atol=atol, adjoint=adjoint, return_stats=return_stats, backend=backend,
-                                  check_finite=check_finite, max_steps=None if max_steps == DEFAULT_MAX_STEPS else max_steps,
-                                  partition=partition, jumps=jumps,
+                                  check_finite=check_finite, partition=partition, jumps=jumps,
+                                  max_steps=None if max_steps == DEFAULT_MAX_STEPS else max_steps,
                                   newton=newton, batch_rows=batch_rows, options=options, **adjoint_arguments,
                                   **keyword_options)
     plan = make_plan(f, y0, t, method, step_size, rtol, atol, adjoint, backend,
                      None if max_steps == DEFAULT_MAX_STEPS else max_steps, partition, jumps, newton, batch_rows,
                      options, keyword_options, adjoint_arguments, ODEINT_ARGUMENTS)
-    field = plan.field(f)
+    field = plan.checked_field(f)
     if plan.torchdiffeq:
         ys = tdq.solve(field, y0, plan.t, plan.tdq_method, plan.rtol, plan.atol, plan.tdq_options, adjoint,
                        plan.adjoint_kwargs)
@@ -112,7 +112,8 @@ def _event_from_odeint(odeint_event: Callable, f: Callable, y0: State, t: Union[
     """torchdiffeq's ``odeint(..., event_fn=...)``: ``t`` has 2 entries, t[0] the start, t[1] only its direction."""
     if len(t) != 2:
         raise ValueError(f"odeint with event_fn needs t with 2 entries (the start and, by its sign, the direction "
-                         f"of time; as in torchdiffeq), got {len(t)}; or call solvers.odeint_event(f, y0, t0, event_fn)")
+                         f"of time; as in torchdiffeq), got {len(t)}; or call "
+                         f"solvers.odeint_event(f, y0, t0, event_fn)")
     if jumps is not None:
         raise ValueError("jumps are not supported when solving for an event")
     times = t.detach().tolist() if isinstance(t, Tensor) else [float(v) for v in t]

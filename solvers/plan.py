@@ -49,14 +49,13 @@ class Plan:
     stepper_args: dict[str, Any] = field(default_factory=dict)
     tdq_method: Optional[str] = None
     tdq_options: Optional[dict[str, Any]] = None
-    adjoint: bool = False
     adjoint_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def torchdiffeq(self) -> bool:
         return self.tdq_method is not None
 
-    def field(self, f: Callable) -> CheckedField:
+    def checked_field(self, f: Callable) -> CheckedField:
         """f as the chosen path calls it (tuple states flattened for ours, kept for torchdiffeq)."""
         return CheckedField(f, self.spec, self.y0.shape, flat=not self.torchdiffeq)
 
@@ -87,7 +86,7 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
     rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
     merged = option_rules.merge(options, keyword_options)
     plan = Plan(spec, flat, times, rtol, atol, default_max_steps if max_steps is None else max_steps,
-                check_jumps(jumps, times), step_size, adjoint=adjoint)
+                check_jumps(jumps, times), step_size)
     if adjoint or backend == "torchdiffeq":
         ours = {"partition": partition, "newton": newton, "batch_rows": batch_rows or None}
         misplaced = sorted(k for k, v in ours.items() if v is not None)

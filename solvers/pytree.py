@@ -49,7 +49,8 @@ class TreeSpec:
         for i, (leaf, shape) in enumerate(zip(tree, self.shapes)):
             if not isinstance(leaf, Tensor) or leaf.shape != shape:
                 got = tuple(leaf.shape) if isinstance(leaf, Tensor) else type(leaf).__name__
-                raise ValueError(f"{what}[{i}] must be a tensor of shape {tuple(shape)} like y0[{i}], got {got}")
+                raise ValueError(f"{what}: component {i} must be a tensor of shape {tuple(shape)} like y0[{i}], "
+                                 f"got {got}")
 
     def flatten(self, tree: State, what: str = "state") -> Tensor:
         """The state as the solver sees it: a tensor unchanged; a tuple as one 1-D concatenation (``check``ed)."""

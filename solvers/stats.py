@@ -9,8 +9,9 @@ class SolveStats:
     """Function evaluations and steps of one solve; ``a + b`` adds them field by field.
 
     ``n_steps = n_accepted + n_rejected``; fixed-step solves never reject. Implicit methods add their
-    Newton iterations (``n_newton``, summed over steps) and Jacobian evaluations (``n_jacobians``). Solves handed to torchdiffeq
-    report ``nfe`` only (that library does not expose its step counts), with the step counters at 0.
+    Newton iterations (``n_newton``, summed over steps) and Jacobian evaluations (``n_jacobians``). Solves handed
+    to torchdiffeq report ``nfe`` only (that library does not expose its step counts), with the step counters at
+    0. Event solves (``odeint_event``) count the steps of the search; nfe also covers the root finding.
     """
 
     nfe: int = 0

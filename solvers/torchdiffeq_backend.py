@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from solvers import options as option_rules
 from solvers.callbacks import STEP_CALLBACKS
 from solvers.field import CheckedField
-from solvers.pytree import State, TreeSpec
+from solvers.pytree import State
 from solvers.registry import get_method
 
 ADAPTIVE_TORCHDIFFEQ = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
@@ -57,8 +57,9 @@ def prepare_options(f: Any, method: str, options: dict[str, Any], step_size: Opt
     opts = option_rules.for_torchdiffeq(method, options)
     if jumps:
         if method not in ADAPTIVE_TORCHDIFFEQ:
-            raise ValueError(f"jumps are handled by torchdiffeq's adaptive methods ({', '.join(ADAPTIVE_TORCHDIFFEQ)}), "
-                             f"not by {method!r}; with a fixed method put the jump times into t instead")
+            raise ValueError(f"jumps are handled by torchdiffeq's adaptive methods "
+                             f"({', '.join(ADAPTIVE_TORCHDIFFEQ)}), not by {method!r}; with a fixed method put the "
+                             f"jump times into t instead")
         if "jump_t" in opts:
             raise ValueError("jumps given twice: as jumps= and as options['jump_t']")
         opts["jump_t"] = torch.tensor(list(jumps), dtype=like.dtype, device=like.device)
@@ -113,7 +114,3 @@ def solve(field: CheckedField, y0: State, t: Tensor, method: str, rtol: float, a
     return torchdiffeq.odeint_event(field, y0, t[0], event_fn=event_fn, reverse_time=reverse_time,
                                     odeint_interface=interface, **kwargs)
 
-
-def layout_field(f: Callable, spec: TreeSpec, shape: torch.Size) -> CheckedField:
-    """The checked f for torchdiffeq: tuple states stay tuples (torchdiffeq flattens them itself)."""
-    return CheckedField(f, spec, shape, flat=False)

@@ -67,10 +67,12 @@ def check_tolerance(name: str, value: object) -> float:
     if isinstance(value, Tensor):
         if value.numel() != 1 or value.requires_grad:
             raise ValueError(f"{name} must be a number (a per-entry tensor of tolerances is not supported), got a "
-                             f"tensor of shape {tuple(value.shape)}" + (" requiring grad" if value.requires_grad else ""))
+                             f"tensor of shape {tuple(value.shape)}"
+                             + (" requiring grad" if value.requires_grad else ""))
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__} (per-entry tolerances are not supported)")
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} (per-entry tolerances are not "
+                         f"supported)")
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return float(value)

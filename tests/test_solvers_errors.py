@@ -100,8 +100,8 @@ def test_torchdiffeq_backend_and_adjoint_match_our_solve():
     (dict(method="rk4", foo=1), r"unknown options \['foo'\] for fixed-step method 'rk4'; allowed: step_size; "
                                 r"odeint's arguments: method, step_size, rtol.*adjoint_method"),
     (dict(method="dopri5", options=dict(foo=1)), r"unknown options \['foo'\] for adaptive method 'dopri5'; allowed: "
-                                                 r"safety, min_factor, max_factor, first_step, norm, stiffness_interval, "
-                                                 r"ifactor, dfactor, max_num_steps, jump_t"),
+                                                 r"safety, min_factor, max_factor, first_step, norm, "
+                                                 r"stiffness_interval, ifactor, dfactor, max_num_steps, jump_t"),
     (dict(method="dopri5", max_step=0.1), r"torchdiffeq option 'max_step' \(an upper bound on the step size\) is not "
                                           r"supported by backend 'odernn'; use backend='torchdiffeq'"),
     (dict(method="rk4", options=dict(perturb=True)), r"torchdiffeq option 'perturb'.*not supported"),
@@ -112,8 +112,10 @@ def test_torchdiffeq_backend_and_adjoint_match_our_solve():
     (dict(method="dopri5", jumps=[0.5], jump_t=[0.5]), r"jumps given twice"),
     (dict(method="dopri5", backend="torchdiffeq", foo=1), r"unknown option 'foo' for torchdiffeq's method 'dopri5'; it "
                                                          r"accepts: dfactor, dtype, first_step, ifactor, jump_t"),
-    (dict(method="dopri5", backend="torchdiffeq", partition=(1, 2)), r"\['partition'\] are options of backend 'odernn'"),
-    (dict(method="euler", adjoint=True, newton=solvers.NewtonOptions()), r"\['newton'\] are options of backend 'odernn'"),
+    (dict(method="dopri5", backend="torchdiffeq", partition=(1, 2)),
+     r"\['partition'\] are options of backend 'odernn'"),
+    (dict(method="euler", adjoint=True, newton=solvers.NewtonOptions()),
+     r"\['newton'\] are options of backend 'odernn'"),
     (dict(method="dopri5", adjoint_options=dict(norm="seminorm")), r"\['adjoint_options'\] configure the adjoint "
                                                                    r"solve and are only used with adjoint=True"),
     (dict(method="dopri5", adjoint_params=()), r"\['adjoint_params'\] configure the adjoint solve"),

@@ -91,7 +91,8 @@ def test_tuple_state_gradients_reach_every_component():
 @pytest.mark.parametrize("f, match", [
     (lambda t, s: s[0], r"f\(t, y\) at t=0 must be a tuple of 2 tensors like y0, got Tensor"),
     (lambda t, s: (s[0], s[1], s[1]), r"must be a tuple of 2 tensors like y0, got tuple of length 3"),
-    (lambda t, s: (s[0], s[1].reshape(2)), r"f\(t, y\) at t=0\[1\] must be a tensor of shape \(2, 1\) like y0\[1\], got \(2,\)"),
+    (lambda t, s: (s[0], s[1].reshape(2)),
+     r"f\(t, y\) at t=0: component 1 must be a tensor of shape \(2, 1\) like y0\[1\], got \(2,\)"),
 ])
 def test_tuple_state_with_a_wrong_derivative_names_the_component(f, match):
     with pytest.raises(ValueError, match=match):

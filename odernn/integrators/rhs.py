@@ -2,9 +2,9 @@
 
 Interval k (0-based) is (t_k, t_{k+1}] and carries the projected sample U_k = V x_{k+1} + b: held on the
 whole interval (``hold``) or running from U_k at t_k to U_{k+1} at t_{k+1} (``linear``).
-- ``SequenceRHS`` is f(t, h) in physical time on a grid shared by the batch; t is located among the grid
-  times by bisection (t exactly on t_{k+1} belongs to interval k; solvers keep stages on the right side of
-  each jump, ``solvers.jumps``).
+- ``SequenceRHS`` gives f(t, h) one interval at a time (``interval(k)``, the capability ``solvers.jumps``
+  asks for), in physical time, on a grid shared by the batch or per sample: the fixed-step loop knows which
+  interval it integrates, so no stage can see the wrong sample.
 - ``RescaledRHS`` is the same ODE in interval time s in [0, T]: on interval k of sample b,
   t = t_{b,k} + (s - k) (t_{b,k+1} - t_{b,k}) and dh/ds = (t_{b,k+1} - t_{b,k}) f(t, h, u). A change of time
   variable, exact for any grid; every sample's grid times become the integers, shared by the batch, so one
@@ -14,7 +14,6 @@ methods use instead of autograd.
 """
 from __future__ import annotations
 
-import bisect
 import functools
 import math
 from typing import Callable, Optional, Union
@@ -80,31 +79,40 @@ def _host(t: Union[float, Tensor]) -> float:
 
 
 class SequenceRHS(_FieldOnPath):
-    """f(t, h) in physical time on a grid shared by the batch (``grid.times`` 1-D)."""
+    """The sequence as pieces for solvers' fixed-step loop: ``interval(k)`` is f(t, h) on interval k of the
+    grid (shared (T + 1,) or per sample (B, T + 1)); t may be 0-d or (B, 1), one time per sample."""
 
-    def __init__(self, field: VectorField, x: Tensor, grid: Grid, interpolation: str,
-                 project_per_call: bool = False) -> None:
-        super().__init__(field, x, interpolation, project_per_call)
-        if grid.per_sample:
-            raise ValueError("SequenceRHS takes a grid shared by the batch; use RescaledRHS for per-sample times")
-        self.grid = grid.times.tolist()
+    def __init__(self, field: VectorField, x: Tensor, grid: Grid, interpolation: str) -> None:
+        super().__init__(field, x, interpolation, project_per_call=False)
+        times = grid.times if grid.per_sample else grid.times.unsqueeze(0)
+        self.starts = times[:, :-1].unsqueeze(-1).unbind(1)
+        self.widths = times.diff(dim=-1).unsqueeze(-1).unbind(1)
+        if not grid.per_sample:
+            self.starts, self.widths = [v.squeeze(0) for v in self.starts], [v.squeeze(0) for v in self.widths]
 
-    def locate(self, t: Union[float, Tensor]) -> tuple[int, float]:
-        value = _host(t)
-        k = min(max(bisect.bisect_left(self.grid, value) - 1, 0), self.path.length - 1)
+    def interval(self, k: int) -> "Interval":
+        return Interval(self, k)
+
+    def fraction(self, t: Union[float, Tensor], k: int) -> Union[float, Tensor]:
+        """Where t lies in interval k, as a fraction (what a linear input path needs; 0 for a held one)."""
         if self.path.is_constant_on_intervals():
-            return k, 0.0
-        return k, (value - self.grid[k]) / (self.grid[k + 1] - self.grid[k])
+            return 0.0
+        return (t - self.starts[k]) / self.widths[k]
 
-    def forward(self, t: Tensor, h: Tensor) -> Tensor:
-        return self.value(t, h, *self.locate(t))
 
-    @property
-    def jacobian(self) -> Optional[Callable[[Tensor, Tensor], Tensor]]:
-        """df/dh (B, n, n) at (t, h) in closed form when the field has a ``TanhForm``; None otherwise."""
-        if self.offsets is None:
-            return None
-        return lambda t, h: self.jacobian_at(h, *self.locate(t))
+class Interval:
+    """f(t, h) on one interval of a ``SequenceRHS`` (the sample of that interval, whatever t says), with its
+    closed-form Jacobian when the field has a ``TanhForm``."""
+
+    def __init__(self, rhs: SequenceRHS, k: int) -> None:
+        self.rhs, self.k = rhs, k
+        self.jacobian = None if rhs.offsets is None else self._jacobian
+
+    def __call__(self, t: Tensor, h: Tensor) -> Tensor:
+        return self.rhs.value(t, h, self.k, self.rhs.fraction(t, self.k))
+
+    def _jacobian(self, t: Tensor, h: Tensor) -> Tensor:
+        return self.rhs.jacobian_at(h, self.k, self.rhs.fraction(t, self.k))
 
 
 class RescaledRHS(_FieldOnPath):

@@ -3,8 +3,9 @@
 Explicit Runge-Kutta (any tableau), implicit Runge-Kutta (Newton on the stage system, gradients by the
 implicit function theorem; a field with a ``TanhForm`` supplies its Jacobian in closed form) and
 partitioned Euler over the field's blocks all run here: ``solvers.make_stepper`` turns the method into a
-step and ``solvers.explicit.integrate_fixed`` takes ``substeps`` of them on every grid interval, the grid
-times being jumps of the held input. Any field works; fields with a ``TanhForm`` usually take a fused scan
+step and ``solvers.explicit.integrate_fixed`` takes ceil(width / (step_size / substeps)) of them on every
+grid interval of every sample (``substeps`` on ODERNN's uniform grid), asking ``SequenceRHS`` for the
+field on that interval (its sample). Any field works; fields with a ``TanhForm`` usually take a fused scan
 instead (``odernn.integrators.fused``), which computes the same numbers.
 """
 from __future__ import annotations
@@ -36,5 +37,5 @@ class SteppedScan(Integrator):
                                partition=[b.stop - b.start for b in field.blocks] if partitioned else None,
                                newton=settings.newton if self.method.kind == "implicit" else None)
         ys, stats = integrate_fixed(rhs, h0, times, stepper, settings.step_size / settings.substeps,
-                                    check_finite=False, jumps=times[1:-1].tolist())
+                                    check_finite=False)
         return Solution(ys[1:], ys[-1], replace(stats, nfe=rhs.nfe, **stepper.counts()))
