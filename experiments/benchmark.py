@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default 0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--epoch", metavar="PRESET", default=None,
+                        help="instead of the scan table: one training epoch of PRESET on synthetic data of its shape "
+                             "against torch.nn.RNN's bare forward+backward (experiments.epoch_benchmark)")
+    parser.add_argument("--epoch-batches", type=int, default=20, help="batches timed per arrangement (default 20)")
+    parser.add_argument("--arrangements", default="1x2,2x1",
+                        help="PROCESSESxTHREADS list for --epoch (default 1x2,2x1)")
     parser.add_argument("--memory", action="store_true",
                         help="instead of times: bytes autograd keeps for backward, euler against reversible_heun, "
                              "at T=1000 and T=4000 (with --batch and --hidden)")
@@ -107,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.memory:
         return memory_table(args)
+    if args.epoch:
+        from experiments.epoch_benchmark import epoch_table
+        print(epoch_table(args.epoch, args.epoch_batches, args.arrangements.split(",")))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -29,8 +29,9 @@ class SequenceClassifier(nn.Module):
         self.rnn = rnn
         self.readout = nn.Linear(readout_width(rnn), check_out_features("num_classes", num_classes))
 
-    def forward(self, x: Tensor, h0: Optional[Any] = None) -> Tensor:
-        _, h_n = self.rnn(x, h0)
+    def forward(self, x: Tensor, h0: Optional[Any] = None, **times: Any) -> Tensor:
+        """``times`` (``times=``, ``t0=``) go to the recurrent module (``ODERNN.forward``)."""
+        _, h_n = self.rnn(x, h0, **times)
         return self.readout(h_n[..., self.rnn.readout_slice])
 
 
@@ -42,6 +43,7 @@ class TrajectoryRegressor(nn.Module):
         self.rnn = rnn
         self.readout = nn.Linear(readout_width(rnn), check_out_features("out_features", out_features))
 
-    def forward(self, x: Tensor, h0: Optional[Any] = None) -> Tensor:
-        outputs, _ = self.rnn(x, h0)
+    def forward(self, x: Tensor, h0: Optional[Any] = None, **times: Any) -> Tensor:
+        """``times`` (``times=``, ``t0=``) go to the recurrent module (``ODERNN.forward``)."""
+        outputs, _ = self.rnn(x, h0, **times)
         return self.readout(outputs[..., self.rnn.readout_slice])
