@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sequential": ("experiments.sequential", "sequential image classification (digits, MNIST, CIFAR-10, ...)"),
     "sweep": ("experiments.sweep", "one task across solvers and models"),
     "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data"),
+    "screen": ("experiments.screen", "screening sweep over the AntisymmetricRNN search grid"),
 }
 
 

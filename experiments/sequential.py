@@ -136,8 +136,8 @@ def _csv_line(row: dict[str, Any]) -> str:
 
 
 def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
-                   progress: bool = True, checkpoint_every: int = 0,
-                   stability_check: str = "warn") -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
+                   progress: bool = True, checkpoint_every: int = 0, stability_check: str = "warn",
+                   test_every_epoch: bool = False) -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
     """Train on ``task.train``, select on ``task.val``, evaluate ``task.test`` once; write the run's files.
 
     Returns the results row (also written to ``results.json`` / ``results.csv``), the selected model and
@@ -163,7 +163,8 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
             x = task.batch_transform(x, torch.Generator().manual_seed(settings.seed))
         pre_training_check(model, x, stability_check)
     result = fit(model, classification_loss, task.train, task.val, config, out_dir, metrics=METRICS,
-                 select="accuracy", resume=resume, batch_transform=task.batch_transform)
+                 select="accuracy", resume=resume, batch_transform=task.batch_transform,
+                 monitor={"test": task.test} if test_every_epoch else None)
     test = evaluate(model, classification_loss, task.test, config.batch_size, metrics=METRICS,
                     device=config.device, batch_transform=task.batch_transform, seed=config.seed)
     epoch_times = [row["epoch_time_s"] for row in result.history]
@@ -234,6 +235,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/sequential/<...>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N batches")
+    parser.add_argument("--test-every-epoch", action="store_true",
+                        help="also evaluate the test set after every epoch, for the learning curve only "
+                             "(metrics.json: test_accuracy; the epoch is still selected on validation)")
     add_stability_argument(parser)
 
 
@@ -257,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
         task = load_task_from_args(args, settings.task)
         out_dir = args.out_dir or Path("runs") / "sequential" / f"{settings.task}-{settings.model}-{settings.solver}-s{settings.seed}"
         train_and_test(settings, task, out_dir, resume=args.resume, progress=not args.no_progress,
-                       checkpoint_every=args.checkpoint_every, stability_check=args.stability_check)
+                       checkpoint_every=args.checkpoint_every, stability_check=args.stability_check,
+                       test_every_epoch=args.test_every_epoch)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

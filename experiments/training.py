@@ -216,8 +216,13 @@ def fit(
     select: str = "loss",
     resume: bool = False,
     batch_transform: BatchTransform | None = None,
+    monitor: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train``, evaluate on ``val`` after every epoch, keep the best epoch.
+
+    ``monitor`` maps names to further datasets evaluated after every epoch for the record only (a learning
+    curve on the test set, say): their numbers enter the history as ``<name>_<metric>`` and never the
+    selection, which sees ``val`` alone.
 
     ``loss_fn(outputs, targets)`` returns the batch-mean loss; ``metrics`` map names to functions returning
     a *sum* over a batch (e.g. the number of correct predictions), reported as means. ``select`` is ``"loss"``
@@ -298,8 +303,13 @@ def fit(
         start_batch = 0
         val_metrics = evaluate(model, loss_fn, val, config.batch_size, metrics=metrics, device=device,
                                batch_transform=batch_transform, seed=config.seed)
+        epoch_time = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": sums["loss"] / sums["n"],
-               **{f"val_{k}": v for k, v in val_metrics.items()}, "epoch_time_s": time.perf_counter() - t0}
+               **{f"val_{k}": v for k, v in val_metrics.items()}, "epoch_time_s": epoch_time}
+        for name, data in (monitor or {}).items():
+            watched = evaluate(model, loss_fn, data, config.batch_size, metrics=metrics, device=device,
+                               batch_transform=batch_transform, seed=config.seed)
+            row.update({f"{name}_{k}": v for k, v in watched.items()})
         history.append(row)
         if _is_better(val_metrics[select], best, select):
             best, best_epoch = val_metrics[select], epoch + 1
