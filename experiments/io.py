@@ -2,18 +2,26 @@
 
 Every writer puts the bytes into a temporary file in the destination's folder, flushes it to disk and then
 renames it over the destination (``os.replace`` is atomic on POSIX and Windows), so a run killed at any
-moment leaves the previous version or the new one, never a partial file.
+moment leaves the previous version or the new one, never a partial file. A writer killed between creating
+its temporary file and the rename leaves that temporary behind: it is named ``.NAME.<pid>-<random>.tmp``
+beside the destination, nothing ever reads it, and :func:`remove_stale_temporaries` (called by the training
+loop and by every command before it writes into its output folder) deletes it at the next start, unless the
+process named in it is still running.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+
+_TEMPORARY = re.compile(r"^\..+\.tmp$")
+_PID = re.compile(r"\.(\d+)-[^.]*\.tmp$")
 
 
 @contextlib.contextmanager
@@ -21,7 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -32,6 +40,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _writer_alive(name: str) -> bool:
+    """True when the temporary's name carries the id of another process that is still running."""
+    match = _PID.search(name)
+    if match is None:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():  # ours: nothing of ours is being written when a command starts
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries (``.NAME.*.tmp``) that killed writers left in ``folder`` (not recursive).
+
+    A temporary whose name carries the process id of a live process other than this one is kept (that
+    writer may still rename it). Returns the removed paths; a missing folder is not an error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        if _TEMPORARY.match(entry.name) and entry.is_file() and not _writer_alive(entry.name):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from pathlib import Path
 
+from experiments.cli_options import ERRORS, check_output_folder, report_error
 from experiments.io import atomic_write_json, atomic_write_text
 from experiments.sequential import RunSettings, add_data_arguments, apply_threads, load_task_from_args, train_and_test
 
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_output_folder(args.out_dir)
         apply_threads(args)
         task = load_task_from_args(args, args.task)
         points = list(itertools.product(*(getattr(args, name) for name in GRID)))
@@ -84,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
                  + (" (diverged)" if r["diverged"] else "") + " |" for r in rows]
         atomic_write_text(head + "\n".join(lines) + "\n", args.out_dir / "table.md")
         print(head + "\n".join(lines[:10]))
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ERRORS as exc:
+        return report_error(exc)
     return 0

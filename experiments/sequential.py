@@ -14,8 +14,7 @@ import argparse
 import csv
 import io
 import math
-import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,40 +23,64 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import solvers
+from experiments.cli_options import (ERRORS, SolverOptions, add_dataclass_arguments, add_threads_argument,
+                                     check_device, check_output_folder, flag, given, report_error)
 from experiments.data import NOISE_MODES, TASKS, SequenceTask, get_task, load_task
-from experiments.io import atomic_write_json, atomic_write_text
+from experiments.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from experiments.presets import PRESETS, Preset, get_preset
+from experiments.resume import CONFIG_FILE, FREE, GROW, check_resume, snapshot
+from experiments.stability_gate import DEFAULT_STEPS as DEFAULT_STABILITY_STEPS
 from experiments.stability_gate import add_stability_argument, pre_training_check
 from experiments.distributed import current
-from experiments.training import OPTIMIZERS, FitResult, TrainConfig, evaluate, fit
+from experiments.training import CHECKPOINT, OPTIMIZERS, FitResult, TrainConfig, check_run_folder, evaluate, fit
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
 
 BASELINES = ("lstm", "gru")
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """Every setting of one run after merging flags over the preset over the defaults."""
+def _hidden_size(text: str) -> int | tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden size must be an int or comma-separated ints, got {text!r}") from None
+    return sizes[0] if len(sizes) == 1 else sizes
 
-    task: str
-    model: str
-    hidden_size: int | tuple[int, ...] = 128
-    solver: str = "euler"
-    step_size: float = 0.01
-    gamma: float = 0.01
-    sigma_w: float | None = None
-    substeps: int = 1
-    epochs: int | None = None
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    grad_clip: float | None = None
-    seed: int = 0
-    device: str = "cpu"
-    preset: str | None = None
+
+DEFAULT_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class RunSettings(SolverOptions):
+    """Every setting of one run after merging flags over the preset over the defaults.
+
+    The flags are derived from the fields (``--hidden-size`` from ``hidden_size``, ...), the preset supplies
+    the fields it shares with :class:`experiments.presets.Preset`, and ``--resume`` compares every field
+    (:mod:`experiments.resume`): ``epochs`` may be raised, ``device`` may change, nothing else.
+    """
+
+    task: str = field(metadata=flag(f"one of {', '.join(TASKS)}"))
+    model: str = field(metadata=flag(f"one of {', '.join(MODEL_NAMES)}"))
+    hidden_size: int | tuple[int, ...] = field(default=128, metadata=flag(
+        "units (per layer: 128 or 128,128)", type=_hidden_size))
+    solver: str = field(default="euler", metadata=flag("ODE solver (euler, midpoint, rk4, dopri5, ...)"))
+    step_size: float = field(default=0.01, metadata=flag("eps, the step of the discretisation"))
+    gamma: float = field(default=0.01, metadata=flag("diffusion gamma (eq. 12)"))
+    sigma_w: float | None = field(default=None, metadata=flag(
+        "recurrent init std scale (App. C; default: the field's)", type=float))
+    substeps: int = field(default=1, metadata=flag("solver steps per input sample"))
+    epochs: int | None = field(default=None, metadata=flag(
+        f"epochs (default: the preset's, else {DEFAULT_EPOCHS}); may be raised on --resume", type=int, resume=GROW))
+    batch_size: int = field(default=128, metadata=flag("sequences per batch"))
+    lr: float = field(default=1e-3, metadata=flag("learning rate"))
+    optimizer: str = field(default="adam", metadata=flag("optimiser", choices=OPTIMIZERS))
+    momentum: float = field(default=0.9, metadata=flag("SGD momentum"))
+    grad_clip: float | None = field(default=None, metadata=flag("clip the gradient norm to this value", type=float))
+    seed: int = field(default=0, metadata=flag("seed of the model initialisation and batch order"))
+    device: str = field(default="cpu", metadata=flag("cpu or cuda[:N]", resume=FREE))
+    preset: str | None = field(default=None, metadata=flag(f"a paper row: {', '.join(PRESETS)}", type=str))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         get_task(self.task)
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODEL_NAMES)}")
@@ -70,6 +93,7 @@ class RunSettings:
         sizes = (self.hidden_size,) if isinstance(self.hidden_size, int) else self.hidden_size
         if not sizes or min(sizes) < 1:
             raise ValueError(f"hidden size must be positive, got {self.hidden_size}")
+        check_device(self.device)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keywords for ``build_rnn`` beyond name, sizes and the ODE settings."""
@@ -85,25 +109,48 @@ class RunSettings:
                            checkpoint_every=checkpoint_every, progress=progress)
 
 
-DEFAULT_EPOCHS = 10
-_PRESET_FIELDS = ("task", "model", "hidden_size", "solver", "step_size", "gamma", "sigma_w", "batch_size", "lr",
-                  "optimizer")
+# the fields a preset gives: those it shares with RunSettings
+_PRESET_FIELDS = tuple(f.name for f in fields(Preset) if f.name in {g.name for g in fields(RunSettings)})
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the data is and how it is split (the flags shared with ``sweep``); ``--resume`` compares every
+    field but ``data_root``, whose place is compared through the data's identity (resolved path and content
+    hash) instead."""
+
+    data_root: str | None = field(default=None, metadata=flag(
+        "folder holding MNIST/raw/*, FashionMNIST/raw/* or cifar-10-batches-py/ (never downloaded)", type=str,
+        resume=FREE))
+    val_fraction: float = field(default=0.1, metadata=flag("validation share carved from train"))
+    split_seed: int = field(default=0, metadata=flag("seed of the train/validation split"))
+    permutation_seed: int = field(default=0, metadata=flag("seed of the fixed permutation (p-tasks)"))
+    noise: str = field(default="fresh", metadata=flag(
+        "noise padding: fresh per sample and epoch, or one fixed tensor (coRNN/LEM convention)", choices=NOISE_MODES))
+    noise_seed: int = field(default=0, metadata=flag("seed of the fixed noise tensor"))
+    train_subset: int | None = field(default=None, metadata=flag(
+        "use a seeded subset of N training examples", type=int))
+    test_subset: int | None = field(default=None, metadata=flag("evaluate on the first N test examples", type=int))
 
 
 def resolve_settings(args: argparse.Namespace) -> RunSettings:
     """Flags given on the command line, else the preset's values, else the defaults of :class:`RunSettings`."""
-    preset: Preset | None = get_preset(args.preset) if args.preset else None
+    preset: Preset | None = get_preset(args.preset) if getattr(args, "preset", None) else None
     values: dict[str, Any] = {}
     for f in fields(RunSettings):
-        flag = getattr(args, f.name, None)
-        if flag is not None:
-            values[f.name] = flag
+        flag_value = getattr(args, f.name, None)
+        if flag_value is not None:
+            values[f.name] = flag_value
         elif preset is not None and f.name in _PRESET_FIELDS and getattr(preset, f.name) is not None:
             values[f.name] = getattr(preset, f.name)
     for required in ("task", "model"):
         if required not in values:
             raise ValueError(f"--{required} is required unless --preset gives it; known presets: {', '.join(PRESETS)}")
     return RunSettings(**values)
+
+
+def data_settings(args: argparse.Namespace) -> DataSettings:
+    return DataSettings(**given(args, DataSettings))
 
 
 def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -124,7 +171,7 @@ def build_classifier(settings: RunSettings, task: SequenceTask) -> SequenceClass
     torch.manual_seed(settings.seed)
     rnn = build_rnn(settings.model, task.input_size, settings.hidden_size, solver=settings.solver,
                     step_size=settings.step_size, gamma=settings.gamma, **settings.model_kwargs())
-    return SequenceClassifier(rnn, task.num_classes)
+    return SequenceClassifier(settings.configure(rnn), task.num_classes)
 
 
 def _csv_line(row: dict[str, Any]) -> str:
@@ -135,33 +182,80 @@ def _csv_line(row: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
-                   progress: bool = True, checkpoint_every: int = 0, stability_check: str = "warn",
-                   test_every_epoch: bool = False) -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
-    """Train on ``task.train``, select on ``task.val``, evaluate ``task.test`` once; write the run's files.
+@dataclass
+class PreparedRun:
+    """One run after every check (:func:`prepare_run`), before anything is written."""
 
-    Returns the results row (also written to ``results.json`` / ``results.csv``), the selected model and
-    the loop's :class:`FitResult`.
-    """
+    settings: RunSettings
+    task: SequenceTask
+    out_dir: Path
+    model: SequenceClassifier
+    config: TrainConfig
+    resume: bool
+    record: dict[str, Any]
+    grown: list[str]
+
+
+def data_identity(task: SequenceTask) -> dict[str, Any]:
+    """What identifies the data a run read: the resolved path of its files (None for data generated or
+    shipped with a package) and the SHA-256 of their content."""
+    return {"path": task.info.get("path"), "content_sha256": task.info.get("content_sha256")}
+
+
+def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
+                progress: bool = True, checkpoint_every: int = 0, data: DataSettings | None = None) -> PreparedRun:
+    """Build the model and make every check before anything is written into ``out_dir``: the model and
+    training settings are valid, and with ``resume`` the folder's ``config.json`` and checkpoint follow the
+    resume rules (:mod:`experiments.resume`; only ``epochs`` may grow), without it there is no checkpoint."""
     model = build_classifier(settings, task)
-    n_params = count_parameters(model)
     context = current(settings.device)
     config = settings.train_config(len(task.train), progress and context.is_writer, checkpoint_every)
+    settings = replace(settings, epochs=config.epochs)  # the record holds the epochs actually run
+    now: dict[str, Any] = {"settings": settings, "data": data_identity(task)}
+    if data is not None:
+        now["data_settings"] = data
+    if resume and not (out_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {out_dir / CHECKPOINT}")
+    grown = check_resume(out_dir, now) if resume else []
+    check_run_folder(out_dir, config, resume)
+    return PreparedRun(settings, task, out_dir, model, config, resume, now, grown)
+
+
+def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
+                   progress: bool = True, checkpoint_every: int = 0, stability_check: str = "warn",
+                   test_every_epoch: bool = False, data: DataSettings | None = None,
+                   stability_steps: int = DEFAULT_STABILITY_STEPS,
+                   prepared: PreparedRun | None = None) -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
+    """Train on ``task.train``, select on ``task.val``, evaluate ``task.test`` once; write the run's files.
+
+    Every check (:func:`prepare_run`, then the stability check of a fresh run) comes before the first file
+    is written. Returns the results row (also written to ``results.json`` / ``results.csv``), the selected
+    model and the loop's :class:`FitResult`.
+    """
+    run = prepared or prepare_run(settings, task, out_dir, resume=resume, progress=progress,
+                                  checkpoint_every=checkpoint_every, data=data)
+    settings, model, config, out_dir, resume = run.settings, run.model, run.config, run.out_dir, run.resume
+    n_params = count_parameters(model)
+    context = current(settings.device)
     preset = get_preset(settings.preset) if settings.preset else None
     paper = f" (paper: {preset.paper_params})" if preset else ""
     say = print if context.is_writer else (lambda *args, **kwargs: None)
     say(f"{settings.model} on {task.name}: {n_params:,} trainable parameters{paper}; "
         f"{len(task.train)} train / {len(task.val)} validation / {len(task.test)} test sequences of "
         f"{task.seq_len} x {task.input_size}; {config.epochs} epochs"
-        + (f"; {context.world_size} processes" if context.active else ""), flush=True)
-    if context.is_writer:
-        atomic_write_json({"settings": asdict(settings), "train_config": asdict(config), "parameters": n_params,
-                           "data": task.info, "world_size": context.world_size}, out_dir / "config.json")
+        + (f"; {context.world_size} processes" if context.active else "")
+        + (f"; resuming with {', '.join(run.grown)}" if run.grown else ""), flush=True)
     if not resume and context.is_writer:
         x = task.train[:8][0]
         if task.batch_transform is not None:
             x = task.batch_transform(x, torch.Generator().manual_seed(settings.seed))
-        pre_training_check(model, x, stability_check)
+        pre_training_check(model, x, stability_check, stability_steps, progress=progress)
+    if context.is_writer:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
+        atomic_write_json({**{name: snapshot(section) for name, section in run.record.items()}, "data": task.info,
+                           "train_config": asdict(config), "parameters": n_params,
+                           "world_size": context.world_size}, out_dir / CONFIG_FILE)
     result = fit(model, classification_loss, task.train, task.val, config, out_dir, metrics=METRICS,
                  select="accuracy", resume=resume, batch_transform=task.batch_transform,
                  monitor={"test": task.test} if test_every_epoch else None)
@@ -184,56 +278,31 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
     return row, model, result
 
 
-def _hidden_size(text: str) -> int | tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden size must be an int or comma-separated ints, got {text!r}") from None
-    return sizes[0] if len(sizes) == 1 else sizes
-
-
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared with ``sweep``: where the data is and how it is split."""
-    parser.add_argument("--data-root", default=None,
-                        help="folder holding MNIST/raw/*, FashionMNIST/raw/* or cifar-10-batches-py/ (never downloaded)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share carved from train")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split")
-    parser.add_argument("--permutation-seed", type=int, default=0, help="seed of the fixed permutation (p-tasks)")
-    parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
-                        help="noise padding: fresh per sample and epoch, or one fixed tensor (coRNN/LEM convention)")
-    parser.add_argument("--noise-seed", type=int, default=0, help="seed of the fixed noise tensor")
-    parser.add_argument("--train-subset", type=int, default=None, help="use a seeded subset of N training examples")
-    parser.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test examples")
+    """Flags shared with ``sweep``: where the data is and how it is split (one per :class:`DataSettings` field)."""
+    add_dataclass_arguments(parser, DataSettings, "data", defaults=True)
+
+
+_RUN_FLAGS = ("task", "model", "solver", "preset")  # sequential's own; sweep has --models and --solvers
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared with ``sweep``: model size, ODE settings and optimisation (None: preset or default)."""
-    parser.add_argument("--hidden-size", type=_hidden_size, default=None, help="units (per layer: 128 or 128,128)")
-    parser.add_argument("--step-size", type=float, default=None, help="eps, the step of the discretisation")
-    parser.add_argument("--gamma", type=float, default=None, help="diffusion gamma (eq. 12)")
-    parser.add_argument("--sigma-w", type=float, default=None, help="recurrent init std scale (App. C)")
-    parser.add_argument("--substeps", type=int, default=None, help="solver steps per input sample")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default: the preset's, else {DEFAULT_EPOCHS})")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    parser.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--device", default=None, help="cpu or cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    """Flags shared with ``sweep``: model size, ODE settings, adaptive-solver options and optimisation (one per
+    :class:`RunSettings` field; unset: the preset's value or the default)."""
+    add_dataclass_arguments(parser, RunSettings, "model, solver and training", exclude=_RUN_FLAGS)
+    add_threads_argument(parser, None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default=None, help=f"one of {', '.join(TASKS)}")
-    parser.add_argument("--model", default=None, help=f"one of {', '.join(MODEL_NAMES)}")
-    parser.add_argument("--solver", default=None, help="ODE solver (euler, midpoint, rk4, dopri5, ...)")
-    parser.add_argument("--preset", default=None, help=f"a paper row: {', '.join(PRESETS)}")
+    add_dataclass_arguments(parser, RunSettings, "run", exclude=tuple(
+        f.name for f in fields(RunSettings) if f.name not in _RUN_FLAGS))
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=None, help="run folder (default runs/sequential/<...>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out-dir from its checkpoint; only with the settings it was "
+                             "started with (--epochs may be raised to train on)")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N batches")
     parser.add_argument("--test-every-epoch", action="store_true",
                         help="also evaluate the test set after every epoch, for the learning curve only "
@@ -242,9 +311,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_task_from_args(args: argparse.Namespace, task: str) -> SequenceTask:
-    return load_task(task, args.data_root, val_fraction=args.val_fraction, split_seed=args.split_seed,
-                     permutation_seed=args.permutation_seed, noise=args.noise, noise_seed=args.noise_seed,
-                     train_subset=args.train_subset, test_subset=args.test_subset)
+    data = data_settings(args)
+    return load_task(task, data.data_root, val_fraction=data.val_fraction, split_seed=data.split_seed,
+                     permutation_seed=data.permutation_seed, noise=data.noise, noise_seed=data.noise_seed,
+                     train_subset=data.train_subset, test_subset=data.test_subset)
 
 
 def apply_threads(args: argparse.Namespace) -> None:
@@ -257,13 +327,14 @@ def apply_threads(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = resolve_settings(args)
+        out_dir = args.out_dir or Path("runs") / "sequential" / f"{settings.task}-{settings.model}-{settings.solver}-s{settings.seed}"
+        check_output_folder(out_dir)
         apply_threads(args)
         task = load_task_from_args(args, settings.task)
-        out_dir = args.out_dir or Path("runs") / "sequential" / f"{settings.task}-{settings.model}-{settings.solver}-s{settings.seed}"
         train_and_test(settings, task, out_dir, resume=args.resume, progress=not args.no_progress,
                        checkpoint_every=args.checkpoint_every, stability_check=args.stability_check,
-                       test_every_epoch=args.test_every_epoch)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+                       test_every_epoch=args.test_every_epoch, data=data_settings(args),
+                       stability_steps=args.stability_steps)
+    except ERRORS as exc:
+        return report_error(exc)
     return 0

@@ -16,6 +16,7 @@ import torch
 
 import solvers
 from solvers.errors import StepFailure
+from experiments.cli_options import add_solver_arguments, check_output_file, solver_options
 from experiments.io import atomic_write_json
 from odernn import MODEL_NAMES, build_rnn
 from odernn.plots import amplification_figure, save_figure, stability_region_figure
@@ -38,13 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="regions to draw (default: the solver's); partitioned_euler instead draws the "
                              "eigenvalues of its amplification matrices against the unit circle")
     parser.add_argument("--out", default="runs/stability.png", help="PNG path; the report goes beside it as .json")
+    add_solver_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     method = solvers.get_method(args.solver)
+    check_output_file(args.out)
+    options = solver_options(args)
     torch.manual_seed(args.seed)
-    rnn = build_rnn(args.model, args.input_size, args.hidden, solver=args.solver, step_size=args.step_size,
-                    gamma=args.gamma, substeps=args.substeps, sigma_w=args.sigma_w)
+    rnn = options.configure(build_rnn(args.model, args.input_size, args.hidden, solver=args.solver,
+                                      step_size=args.step_size, gamma=args.gamma, substeps=args.substeps,
+                                      sigma_w=args.sigma_w))
     for option in ("batch", "steps", "input_size"):
         if getattr(args, option) < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")

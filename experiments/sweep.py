@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ import torch
 
 import solvers
 from experiments.data import TASKS, SequenceTask
-from experiments.io import atomic_write_json, atomic_write_text
+from experiments.cli_options import ERRORS, check_output_folder, given, report_error
+from experiments.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from experiments.sequential import (BASELINES, RunSettings, add_data_arguments, add_model_arguments, apply_threads,
-                                    load_task_from_args, train_and_test)
+                                    data_settings, load_task_from_args, prepare_run, train_and_test)
 from odernn.stability import check_stability
 
 DEFAULT_SOLVERS = ("euler", "midpoint", "rk4", "dopri5")
@@ -120,14 +120,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=None, help="sweep folder (default runs/sweep/<task>)")
-    parser.add_argument("--resume", action="store_true", help="continue runs whose folders hold a checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs whose folders hold a checkpoint (with the settings they were started with; "
+                             "--epochs may be raised)")
 
 
 def _settings(args: argparse.Namespace, model: str, solver: str) -> RunSettings:
-    given = {key: getattr(args, key) for key in ("hidden_size", "step_size", "gamma", "sigma_w", "substeps", "epochs",
-                                                   "batch_size", "lr", "optimizer", "momentum", "grad_clip", "seed",
-                                                   "device")}
-    return RunSettings(task=args.task, model=model, solver=solver, **{k: v for k, v in given.items() if v is not None})
+    flags = {k: v for k, v in given(args, RunSettings).items() if k not in ("task", "model", "solver") and v is not None}
+    return RunSettings(task=args.task, model=model, solver=solver, **flags)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,23 +136,30 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--check-sequences must be positive, got {args.check_sequences}")
         pairs = [(m, s) for m in args.models for s in (("",) if m in BASELINES else args.solvers)]
         plans = {(m, s): _settings(args, m, s or "euler") for m, s in pairs}  # validates every name first
+        out_dir = args.out_dir or Path("runs") / "sweep" / args.task
+        check_output_folder(out_dir)
         apply_threads(args)
         task = load_task_from_args(args, args.task)
-        out_dir = args.out_dir or Path("runs") / "sweep" / args.task
-        rows = []
-        for (model_name, solver), settings in plans.items():
+        data = data_settings(args)
+        prepared = {}
+        for (model_name, solver), settings in plans.items():  # every run's checks before anything is written
             run_dir = out_dir / (f"{model_name}-{solver}" if solver else model_name)
             resume = args.resume and (run_dir / "checkpoint.pt").is_file()
-            result, model, _ = train_and_test(settings, task, run_dir, resume=resume, progress=not args.no_progress)
+            prepared[model_name, solver] = prepare_run(settings, task, run_dir, resume=resume,
+                                                       progress=not args.no_progress, data=data)
+        rows = []
+        for (model_name, solver), settings in plans.items():
+            run = prepared[model_name, solver]
+            result, model, _ = train_and_test(settings, task, run.out_dir, prepared=run, progress=not args.no_progress)
             row = {"model": model_name, "solver": solver, "parameters": result["parameters"],
                    "test_accuracy": result["test_accuracy"], "epoch_time_s": result["mean_epoch_time_s"],
                    **measure(model, task, args.check_sequences, settings.seed, settings.device)}
             rows.append(row)
             print(markdown_table(rows[-1:]).splitlines()[2], flush=True)  # the row, not the notes under it
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ERRORS as exc:
+        return report_error(exc)
     table = markdown_table(rows)
+    remove_stale_temporaries(out_dir)
     atomic_write_text(table, out_dir / "sweep.md")
     atomic_write_json({"task": args.task, "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
                        "rows": rows}, out_dir / "sweep.json")

@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from experiments.cli_options import check_device
 from experiments.distributed import Context, current, unwrap
-from experiments.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from experiments.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint, remove_stale_temporaries
+from experiments.resume import FREE, GROW, differences, rule
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 MetricFn = Callable[[Tensor, Tensor], float]
@@ -34,9 +36,13 @@ _EVAL_STREAM = 1_000_003  # offsets the evaluation generators from the training 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run; validated on creation."""
+    """Settings of one training run; validated on creation.
 
-    epochs: int
+    A checkpoint resumes only under the same settings (:mod:`experiments.resume`): ``epochs`` may be raised
+    to train on; ``device``, ``checkpoint_every`` and ``progress`` may change; every other field must match.
+    """
+
+    epochs: int = field(metadata=rule(GROW))
     batch_size: int
     lr: float
     optimizer: str = "adam"
@@ -44,9 +50,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = None
     seed: int = 0
-    device: str = "cpu"
-    checkpoint_every: int = 0
-    progress: bool = True
+    device: str = field(default="cpu", metadata=rule(FREE))
+    checkpoint_every: int = field(default=0, metadata=rule(FREE))
+    progress: bool = field(default=True, metadata=rule(FREE))
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -65,8 +71,7 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be None or a positive number, got {self.grad_clip!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: end of epoch only), got {self.checkpoint_every}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} requested but CUDA is not available; use 'cpu'")
+        check_device(self.device)
 
 
 @dataclass
@@ -189,17 +194,40 @@ def _state(model, optimizer, config, epoch, batch, sums, history, best, best_epo
     }
 
 
-def _resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+CHECKPOINT = "checkpoint.pt"
+
+
+def check_run_folder(run_dir: str | Path, config: TrainConfig, resume: bool) -> dict | None:
+    """The checks :func:`fit` makes before it writes into ``run_dir``, for commands to make before they write
+    anything of their own there. With ``resume`` a checkpoint must exist and have been written under the same
+    training settings (:class:`TrainConfig`'s resume rules; raising ``epochs`` is allowed): returns its state.
+    Without ``resume`` there must be no checkpoint (a run is never overwritten): returns None."""
+    path = Path(run_dir) / CHECKPOINT
+    if not resume:
+        if path.exists():
+            raise ValueError(f"{path} exists: pass resume=True (--resume) to continue it, or use a new run directory")
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {path}")
     state = load_checkpoint(path)
-    saved = state["config"]
-    for key in ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "grad_clip", "seed"):
-        if saved[key] != getattr(config, key):
-            raise ValueError(
-                f"cannot resume from {path}: it was written with {key}={saved[key]!r} but this run has "
-                f"{key}={getattr(config, key)!r}; use the same settings or a fresh run directory"
-            )
-    unwrap(model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError(f"{path} is not a checkpoint of experiments.training.fit (no training settings in it)")
+    found = differences({"settings": state["config"]}, {"settings": config})
+    if found:
+        raise ValueError(f"cannot resume from {path}: it was written with other training settings: "
+                         f"{'; '.join(found)}; use the same settings (only epochs may be raised) or a fresh run "
+                         f"directory")
+    return state
+
+
+def _resume_state(state: dict, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    try:
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:  # another model size or architecture
+        first = " ".join(str(exc).split())[:300]
+        raise ValueError(f"cannot resume from {path}: its weights do not fit this model (another size or "
+                         f"model?): {first}") from None
     torch.set_rng_state(state["torch_rng"])
     return state
 
@@ -228,8 +256,9 @@ def fit(
     a *sum* over a batch (e.g. the number of correct predictions), reported as means. ``select`` is ``"loss"``
     (minimised) or a metric name (maximised). Files in ``run_dir``: ``checkpoint.pt`` (latest, atomic),
     ``best.pt`` (weights of the best epoch), ``metrics.json`` and ``metrics.csv`` (one row per epoch).
-    With ``resume=True`` the run continues from ``checkpoint.pt``; without it, an existing checkpoint is
-    an error rather than silently overwritten.
+    With ``resume=True`` the run continues from ``checkpoint.pt``, only under the same training settings
+    (``epochs`` may be raised: :func:`check_run_folder`); without it, an existing checkpoint is an error rather
+    than silently overwritten. Temporaries that a killed writer left in ``run_dir`` are removed at the start.
 
     Under torchrun (``experiments.distributed``) the model is wrapped in DistributedDataParallel, every rank
     trains on its share of each global batch of ``batch_size`` samples, and rank 0 alone writes the files;
@@ -240,9 +269,8 @@ def fit(
     if select != "loss" and select not in (metrics or {}):
         raise ValueError(f"select={select!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}")
     run_dir = Path(run_dir)
-    ckpt_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
-    if resume and not ckpt_path.is_file():
-        raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+    ckpt_path, best_path = run_dir / CHECKPOINT, run_dir / "best.pt"
+    saved = check_run_folder(run_dir, config, resume)  # before anything is written
     context = current(config.device)
     if context.is_writer:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -255,12 +283,12 @@ def fit(
     best: float | None = None
     best_epoch, start_epoch, start_batch = -1, 0, 0
     sums = {"loss": 0.0, "n": 0, "time": 0.0}
-    if resume:
-        state = _resume_state(ckpt_path, config, model, optimizer)
+    if saved is not None:
+        state = _resume_state(saved, ckpt_path, model, optimizer)
         history, best, best_epoch = state["history"], state["best"], state["best_epoch"]
         start_epoch, start_batch, sums = state["epoch"], state["batch"], state["sums"]
-    elif ckpt_path.exists():
-        raise ValueError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or use a new run directory")
+    if context.is_writer:
+        remove_stale_temporaries(run_dir)  # left by a writer killed before its rename
     context.barrier()  # every rank has checked the run folder before rank 0 writes into it
 
     n = len(train)

@@ -136,6 +136,12 @@ class ODERNN(nn.Module):
             layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
             raise ValueError(f"x must be a 3-D tensor {layout}, got shape {shape}")
         reference = next(self.field.parameters(), None)
+        for what, dtype in (("x", x.dtype), ("the field's parameters", None if reference is None else reference.dtype)):
+            if dtype in (torch.float16, torch.bfloat16):
+                raise ValueError(
+                    f"{what} {'is' if what == 'x' else 'are'} {dtype}, which ODERNN refuses: with its epsilon of "
+                    f"{torch.finfo(dtype).eps:.1e} a step h + dt * f rounds back to h (and t + dt to t) for small "
+                    f"steps, so the states stop moving; run the model and x in float32 or float64 (model.float())")
         if not x.is_floating_point() or (reference is not None and x.dtype != reference.dtype):
             expected = reference.dtype if reference is not None else "a floating dtype"
             raise ValueError(f"x has dtype {x.dtype}, the field's parameters are {expected}; convert one to the other")

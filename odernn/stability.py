@@ -20,21 +20,23 @@ then states |mu(M)| in place of |R(z)|.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from dataclasses import dataclass, field as dataclass_field
-from typing import Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 import solvers
 
 __all__ = [
     "field_jacobian", "trajectory_jacobians", "amplification", "partitioned_euler_amplification",
     "StabilityReport", "check_stability", "assert_stable", "assess", "StabilityWarning",
-    "UnstableDiscretisationError",
+    "UnstableDiscretisationError", "evenly_spaced_steps",
 ]
 
 
@@ -66,12 +68,24 @@ def field_jacobian(field: nn.Module, h: Tensor, u: Tensor, t: float | Tensor = 0
     return torch.func.vmap(torch.func.jacrev(one))(h, u)
 
 
-def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) -> Tensor:
+def evenly_spaced_steps(total: int, at_most: int | None) -> np.ndarray:
+    """Indices of at most ``at_most`` steps of ``range(total)``, evenly spaced, first and last included
+    (all of them when ``at_most`` is None or >= total)."""
+    if at_most is None or at_most >= total:
+        return np.arange(total)
+    if at_most < 1:
+        raise ValueError(f"the number of checked steps must be >= 1, got {at_most}")
+    return np.unique(np.round(np.linspace(0, total - 1, at_most)).astype(np.int64))
+
+
+def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None,
+                         steps: np.ndarray | None = None) -> Tensor:
     """J_k = df/dh(h_{k-1}, u_k) for k = 1..T of an ODERNN run on x ``(B, T, m)`` -> ``(B, T, n, n)``.
 
     States come from ``rnn(x, h0)`` (h_0 = h0 or zeros), inputs from ``rnn.field.input_projection(x)``; the
     input u_k is the one held on step k (held on [(k-1) eps, k eps)). Only the grid states are used, not the
-    intermediate stages of a step.
+    intermediate stages of a step. ``steps`` (0-based indices k - 1) keeps only those steps: ``(B, len(steps),
+    n, n)``; the run still covers the whole sequence.
     """
     field = rnn.field
     if x.dim() != 3:
@@ -81,6 +95,9 @@ def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) ->
         u = field.input_projection(x)
         start = torch.zeros_like(outputs[:, 0]) if h0 is None else h0.to(outputs)
         states = torch.cat([start.unsqueeze(1), outputs[:, :-1]], dim=1)
+        if steps is not None:
+            index = torch.as_tensor(np.asarray(steps), dtype=torch.long, device=states.device)
+            states, u = states[:, index], u[:, index]
         B, T, n = states.shape
         jac = field_jacobian(field, states.reshape(B * T, n), u.reshape(B * T, -1))
     return jac.reshape(B, T, n, n)
@@ -122,6 +139,9 @@ class StabilityReport:
     input; k = 0 is h_0) and ``worst_sample`` locate the largest amplification; ``worst_z`` is the eigenvalue there; ``max_real_eig`` the largest Re(lambda) of
     the continuous field (> 0: the ODE itself grows there). ``z`` ``(B, T, n)`` complex, for plotting;
     ``mu`` (partitioned Euler only) the eigenvalues of its amplification matrices, same shape.
+    ``steps_total`` is the sequence length when only some of its steps were checked (``check_stability(...,
+    sample_steps=K)``: then T = K in the shapes above, and ``worst_step`` still counts in the whole
+    sequence); None when every step was.
     """
 
     method: str
@@ -137,6 +157,7 @@ class StabilityReport:
     z: np.ndarray = dataclass_field(repr=False)
     criterion: str = "|R(z)| <= 1"
     mu: np.ndarray | None = dataclass_field(default=None, repr=False)
+    steps_total: int | None = None
 
     @property
     def stable(self) -> bool:
@@ -154,9 +175,14 @@ class StabilityReport:
         where = (f"the worst is at sequence step {self.worst_step} of sample {self.worst_sample}"
                  f" (z = {self.worst_z.real:.4g}{self.worst_z.imag:+.4g}i)")
         return (f"Discretisation {self.method} with step {self.step:.4g} is {self.verdict} ({self.criterion}) "
-                f"over {self.n_states} states: max amplification {self.max_amplification:.6f}, "
+                f"over {self.n_states} states{self._sampling()}: max amplification {self.max_amplification:.6f}, "
                 f"{100 * self.fraction_outside:.2f}% of eigenvalues outside; {where}. The continuous field's "
                 f"largest Re(lambda) is {self.max_real_eig:.4g}.{adaptive}")
+
+    def _sampling(self) -> str:
+        if self.steps_total is None:
+            return ""
+        return f" ({self.z.shape[1]} evenly spaced of the {self.steps_total} steps of each sequence)"
 
 
 def assess(z: np.ndarray, method: solvers.Method, *, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -189,41 +215,84 @@ def _method_of(rnn: nn.Module) -> solvers.Method:
     return method if isinstance(method, solvers.Method) else solvers.get_method(rnn.solver)
 
 
-def check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None = None) -> StabilityReport:
+_EIGEN_CHUNK = 16  # matrices per eigenvalue call: the unit of the progress bar
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """The check's work is many small problems (one sequence's matrix-vector steps, eigenvalues of n x n
+    matrices): one thread. With two threads on a busy 2-core machine torch.linalg.eigvals of a 256 x 256
+    matrix took ~100x longer, and a (1, 128) x (128, 256) step ~7 ms (thread contention)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _in_chunks(fn: Callable[[Tensor], Tensor], jac: Tensor, progress: bool, what: str) -> Tensor:
+    """``fn`` over the (..., n, n) matrices of ``jac`` in chunks of ``_EIGEN_CHUNK``, with a progress bar when
+    ``progress`` and there is more than one chunk."""
+    flat = jac.reshape(-1, *jac.shape[-2:])
+    starts = range(0, flat.shape[0], _EIGEN_CHUNK)
+    parts = [fn(flat[i:i + _EIGEN_CHUNK]) for i in tqdm(
+        starts, desc=what, unit="chunk", leave=False, disable=not progress or len(starts) <= 1)]
+    return torch.cat(parts).reshape(*jac.shape[:-2], -1)
+
+
+def check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None = None, *, sample_steps: int | None = None,
+                    progress: bool = False) -> StabilityReport:
     """Hold z = (step_size / substeps) * lambda(J_k) of an ODERNN run on x against its solver's region.
 
     Runs on a float64 copy of the model (on its device): in float32 the eigenvalues of an exactly
     antisymmetric field get real parts ~1e-8, enough to push |R(z)| of rk4 over 1 on the imaginary axis.
+    ``sample_steps=K`` bounds the cost on long sequences: the model still runs over the whole of x, but
+    only the states at K evenly spaced steps of each sequence (first and last included) are checked, so
+    there are B * K eigenvalue problems (2 B K for partitioned Euler) instead of B * T. ``progress`` shows a
+    bar over the eigenvalue problems. Runs on one thread (see ``_one_thread``).
     """
+    with _one_thread():
+        return _check_stability(rnn, x, h0, sample_steps, progress)
+
+
+def _check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None, sample_steps: int | None,
+                     progress: bool) -> StabilityReport:
     rnn = copy.deepcopy(_unwrap(rnn)).to(torch.float64)
     method = _method_of(rnn)
     dt = float(rnn.step_size) / int(getattr(rnn, "substeps", 1))
-    jac = trajectory_jacobians(rnn, x.to(torch.float64), None if h0 is None else h0.to(torch.float64))
-    lam = torch.linalg.eigvals(jac)
+    total = x.shape[1] if x.dim() == 3 else 0
+    steps = evenly_spaced_steps(total, sample_steps)
+    sampled = len(steps) < total
+    jac = trajectory_jacobians(rnn, x.to(torch.float64), None if h0 is None else h0.to(torch.float64),
+                               steps if sampled else None)
+    lam = _in_chunks(torch.linalg.eigvals, jac, progress, "stability check: eigenvalues")
     z = (dt * lam).cpu().numpy()
-    mu = (partitioned_euler_amplification(jac, dt, tuple(rnn.field.blocks)).cpu().numpy()
-          if method.tableau is None else None)
+    blocks = tuple(rnn.field.blocks)
+    mu = (_in_chunks(lambda j: partitioned_euler_amplification(j, dt, blocks), jac, progress,
+                     "stability check: one-step matrices").cpu().numpy() if method.tableau is None else None)
     amp, outside = assess(z, method, mu=mu)
     sample, step, _ = np.unravel_index(int(np.argmax(amp)), amp.shape)
     worst = int(np.argmax(amp[sample, step]))
     return StabilityReport(
         method=method.name, kind=method.kind, step=dt, n_states=int(z.shape[0] * z.shape[1]),
         max_amplification=float(amp.max()), fraction_outside=float(outside.mean()),
-        worst_step=int(step), worst_sample=int(sample), worst_z=complex(z[sample, step, worst]),
+        worst_step=int(steps[step]), worst_sample=int(sample), worst_z=complex(z[sample, step, worst]),
         max_real_eig=float(lam.real.max().item()), z=z,
         criterion="|R(z)| <= 1" if method.tableau is not None else
         "spectral radius of the partitioned-Euler amplification matrix <= 1",
-        mu=mu,
+        mu=mu, steps_total=total if sampled else None,
     )
 
 
 def assert_stable(rnn: nn.Module, x: Tensor, action: Literal["warn", "raise"] = "warn",
-                  h0: Tensor | None = None) -> StabilityReport:
+                  h0: Tensor | None = None, *, sample_steps: int | None = None,
+                  progress: bool = False) -> StabilityReport:
     """Run :func:`check_stability`; when the discretisation leaves its region, warn (``StabilityWarning``
     with the summary) or raise ``UnstableDiscretisationError``. Returns the report either way."""
     if action not in ("warn", "raise"):
         raise ValueError(f"action must be 'warn' or 'raise', got {action!r}")
-    report = check_stability(rnn, x, h0)
+    report = check_stability(rnn, x, h0, sample_steps=sample_steps, progress=progress)
     if not report.stable:
         if action == "raise":
             raise UnstableDiscretisationError(report.summary())

@@ -139,7 +139,7 @@ def test_bad_fit_calls(tmp_path):
     fit(_model(), nn.functional.cross_entropy, train, val, _config(epochs=1), tmp_path / "d")
     with pytest.raises(ValueError, match="exists: pass resume=True"):
         fit(_model(), nn.functional.cross_entropy, train, val, _config(epochs=1), tmp_path / "d")
-    with pytest.raises(ValueError, match="lr=0.05 but this run has lr=0.1"):
+    with pytest.raises(ValueError, match="other training settings: lr: 0.05 -> 0.1"):
         fit(_model(), nn.functional.cross_entropy, train, val, _config(lr=0.1), tmp_path / "d", resume=True)
 
 

@@ -108,9 +108,10 @@ def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     assert main([*args, "--resume"]) == 0  # a finished run: reloads the best epoch, same test result
     assert json.loads((tmp_path / "r" / "result.json").read_text())["test_mse"] == first["test_mse"]
     assert main([*args, "--resume", "--lr", "0.5"]) == 2
-    assert "holds runs made with other settings (lr); they cannot be continued" in capsys.readouterr().err
+    assert "it was made with other settings: lr: 0.01 -> 0.5. --resume continues" in capsys.readouterr().err
     assert main([*args, "--resume", "--data-seed", "1"]) == 2
-    assert "holds runs made with other trajectories" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "data_identity.fingerprint: '" in err and "simulation.data_seed: 0 -> 1" in err
 
 
 @pytest.mark.parametrize("argv,match", [

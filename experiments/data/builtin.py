@@ -25,6 +25,7 @@ DIGITS_SPLIT_SEED = 0
 FASHION_PACKAGE = "dataset-fashion-mnist"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DPKG_INFO_DIR = Path("/var/lib/dpkg/info")
+IMAGE_SHAPE = (28, 28)  # MNIST and Fashion-MNIST: rows x cols of every image, train and test
 
 
 def _import_optional(module: str, extra: str):
@@ -71,7 +72,8 @@ def mnist_folders(root: str | os.PathLike) -> list[Path]:
 
 def load_mnist(root: str | os.PathLike) -> ArraySplits:
     """MNIST (60,000 + 10,000 images of 28x28 uint8) from ``root/MNIST/raw/*-ubyte[.gz]``."""
-    return load_idx_folder(mnist_folders(root), "MNIST", "Put the four IDX files (plain or .gz) there; nothing is downloaded.")
+    return load_idx_folder(mnist_folders(root), "MNIST", "Put the four IDX files (plain or .gz) there; nothing is downloaded.",
+                           image_shape=IMAGE_SHAPE)
 
 
 def debian_package_files(package: str, info_dir: Path = DPKG_INFO_DIR) -> list[Path]:
@@ -97,4 +99,5 @@ def load_fashion_mnist(root: str | os.PathLike | None = None) -> ArraySplits:
     return load_idx_folder(
         fashion_folders(root), "Fashion-MNIST",
         f"Install Debian's package with `apt-get install {FASHION_PACKAGE}` or pass --data-root; nothing is downloaded.",
+        image_shape=IMAGE_SHAPE,
     )

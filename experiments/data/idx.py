@@ -103,10 +103,23 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, part: str, where: str) -
         raise ValueError(f"{where}: {len(images)} {part} images but {len(labels)} labels")
 
 
-def load_idx_folder(folders: list[Path], what: str, hint: str = "") -> ArraySplits:
+def _check_geometry(arrays: dict[str, np.ndarray], what: str, where: str,
+                    image_shape: tuple[int, int] | None) -> None:
+    train, test = tuple(arrays["train_x"].shape[1:]), tuple(arrays["test_x"].shape[1:])
+    expected = f"{what} images are {image_shape[0]}x{image_shape[1]}" if image_shape else "both must be the same"
+    if train != test:
+        raise ValueError(f"{where}: train images are {train[0]}x{train[1]} but test images are {test[0]}x{test[1]}; "
+                         f"{expected}")
+    if image_shape is not None and train != tuple(image_shape):
+        raise ValueError(f"{where}: images are {train[0]}x{train[1]}; {expected}")
+
+
+def load_idx_folder(folders: list[Path], what: str, hint: str = "",
+                    image_shape: tuple[int, int] | None = None) -> ArraySplits:
     """Load train/test images and labels from the first of ``folders`` that holds all four IDX files.
 
-    Raises :class:`~experiments.data.splits.MissingDataError` naming every expected path when none does.
+    Raises :class:`~experiments.data.splits.MissingDataError` naming every expected path when none does, and
+    ValueError when the train and test images differ in size or (``image_shape``) are not rows x cols.
     """
     files = find_idx_files(folders)
     if files is None:
@@ -115,6 +128,7 @@ def load_idx_folder(folders: list[Path], what: str, hint: str = "") -> ArraySpli
     where = str(files["train_x"].parent)
     for part in ("train", "test"):
         _check_pair(arrays[f"{part}_x"], arrays[f"{part}_y"], part, where)
+    _check_geometry(arrays, what, where, image_shape)
     return ArraySplits(**{k: v.astype(np.int64) if k.endswith("_y") else v for k, v in arrays.items()}, source=where)
 
 

@@ -8,6 +8,7 @@ carves a validation split from the training data (model selection never sees the
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -86,6 +87,17 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
 )}
 
 
+def content_hash(splits: ArraySplits) -> str:
+    """SHA-256 of the data as read (train and test examples and labels, with their shapes and dtypes): the
+    identity of a data set that ``--resume`` compares, wherever its files lie."""
+    digest = hashlib.sha256()
+    for array in (splits.train_x, splits.train_y, splits.test_x, splits.test_y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
 def get_task(name: str) -> TaskSpec:
     """The :class:`TaskSpec` called ``name``; unknown names raise ``ValueError`` listing the known ones."""
     try:
@@ -135,7 +147,9 @@ def load_task(name: str, data_root: str | os.PathLike | None = None, *, val_frac
             raise ValueError(f"{splits.source}: labels must lie in 0..{spec.num_classes - 1}, "
                              f"found {int(labels.min())}..{int(labels.max())}")
     info: dict[str, Any] = {"task": name, "description": spec.description, "source": splits.source,
-                            "split_seed": split_seed, "val_fraction": val_fraction}
+                            "path": os.path.abspath(splits.source) if os.path.exists(splits.source) else None,
+                            "content_sha256": content_hash(splits), "split_seed": split_seed,
+                            "val_fraction": val_fraction}
     if spec.permuted:
         permutation = fixed_permutation(train_x.shape[1], permutation_seed)
         train_x, test_x = permute_steps(train_x, permutation), permute_steps(test_x, permutation)

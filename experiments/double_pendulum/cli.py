@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -20,10 +19,15 @@ from experiments.double_pendulum import plots
 from experiments.double_pendulum import table as tbl
 from experiments.double_pendulum.physics import DoublePendulum
 from experiments.double_pendulum.reference import check_against_scipy
-from experiments.double_pendulum.train import (DISCRETISATIONS, H0_MODES, HIDDEN, Settings, load_predictions,
-                                               train_model)
-from experiments.io import atomic_write_json, atomic_write_text
+from experiments.double_pendulum.train import (DISCRETISATIONS, H0_MODES, HIDDEN, Settings, data_identity,
+                                               load_predictions, train_model)
+from experiments.cli_options import (ERRORS, OneLineArgumentParser, SolverOptions, add_solver_arguments,
+                                     check_output_file, check_output_folder, given, option_name, positive_int,
+                                     report_error)
+from experiments.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from experiments.resume import CONFIG_FILE, check_resume, snapshot
 from experiments.stability_gate import add_stability_argument
+from experiments.training import check_run_folder
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -33,11 +37,7 @@ DEFAULT_ENERGY = Path("runs/double_pendulum_energy")
 DEMO = dict(n=400, split=(300, 50, 50), epochs=10, models=tuple(HIDDEN), out=Path("runs/double_pendulum_demo"))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+_positive_int = positive_int
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
@@ -71,7 +71,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_RUNS, help=f"run folder (default {DEFAULT_RUNS})")
-    p.add_argument("--resume", action="store_true", help="continue the runs in --out from their checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs in --out from their checkpoints; only with the data and settings they "
+                        "were started with (--epochs may be raised to train on)")
+    add_solver_arguments(p)
     add_stability_argument(p)
 
 
@@ -109,6 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
         if name == "demo":
+            add_solver_arguments(p)
             add_stability_argument(p)
         p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
         p.add_argument("--threads", type=_positive_int, default=1,
@@ -119,10 +123,13 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     action = {"generate": _generate, "train": _train, "table": _table, "demo": _demo, "energy": _energy}[args.action]
     try:
+        if args.action == "generate":
+            check_output_file(args.out)
+        else:
+            check_output_folder(args.out, "--out")
         action(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ERRORS as exc:
+        return report_error(exc)
     return 0
 
 
@@ -150,7 +157,8 @@ def _generate(args: argparse.Namespace) -> gen.GroundTruth:
 def _settings(args: argparse.Namespace, model: str) -> Settings:
     return Settings(model=model, epochs=args.epochs, solver=args.solver, step_size=args.step_size,
                     gamma=args.gamma, discretisation=args.discretisation if model != "lstm" else "joint",
-                    h0=args.h0, batch_size=args.batch_size, lr=args.lr, seed=args.seed, split=tuple(args.split))
+                    h0=args.h0, batch_size=args.batch_size, lr=args.lr, seed=args.seed, split=tuple(args.split),
+                    **given(args, SolverOptions))
 
 
 def _train(args: argparse.Namespace, reuse: bool = False) -> None:
@@ -161,14 +169,24 @@ def _train(args: argparse.Namespace, reuse: bool = False) -> None:
     if args.resume and missing:
         raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
     truth = gen.load(args.data)
+    identity = data_identity(truth, args.data)
+    resumed = {}
+    for s, checkpoint in zip(settings, checkpoints):  # every run's checks before anything is written
+        resume = args.resume or (reuse and checkpoint.is_file())
+        if resume:
+            check_resume(checkpoint.parent, {"settings": s, "data": identity})
+        check_run_folder(checkpoint.parent, s.train_config(progress=False), resume)
+        resumed[s.model] = resume
     for s in settings:
         start = time.perf_counter()
         print(f"== {tbl.LABELS[s.model]} ({s.hidden} hidden, {s.effective_solver}, eps {s.step_size:g}, "
               f"{s.epochs} epochs)", flush=True)
         run_dir = args.out / s.model
-        resume = args.resume or (reuse and (run_dir / CHECKPOINT).is_file())
-        row = train_model(truth, s, run_dir, resume=resume, progress=args.progress,
-                          stability_check=args.stability_check)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
+        atomic_write_json({"settings": snapshot(s), "data": identity}, run_dir / CONFIG_FILE)
+        row = train_model(truth, s, run_dir, resume=resumed[s.model], progress=args.progress,
+                          stability_check=args.stability_check, stability_steps=args.stability_steps)
         print(f"   test MSE {row['test_mse']:.4f} per element = {row['test_paper_units']:.1f} in the paper's "
               f"units (best epoch {row['best_epoch']}, {row['parameters']:,} parameters, "
               f"{time.perf_counter() - start:.0f} s)", flush=True)
@@ -177,6 +195,7 @@ def _train(args: argparse.Namespace, reuse: bool = False) -> None:
 
 def _table(args: argparse.Namespace) -> None:
     rows = tbl.collect(args.out)
+    remove_stale_temporaries(args.out)
     md, js = tbl.write(rows, args.out)
     print(tbl.markdown(rows))
     runs = [args.out / r["model"] for r in rows]
@@ -197,9 +216,11 @@ def _demo(args: argparse.Namespace) -> None:
     data = args.out / "double_pendulum.npz"
     common = [] if args.progress else ["--no-progress"]
     _generate(_parse(_add_generate, ["--n", str(DEMO["n"]), "--out", str(data), "--check", "0", *common]))
+    options = [text for name, value in given(args, SolverOptions).items() for text in (option_name(name), str(value))]
     _train(_parse(_add_train, ["--data", str(data), "--models", *DEMO["models"], "--epochs", str(DEMO["epochs"]),
                                "--split", *map(str, DEMO["split"]), "--out", str(args.out),
-                               "--stability-check", args.stability_check, *common]),
+                               "--stability-check", args.stability_check,
+                               "--stability-steps", str(args.stability_steps), *options, *common]),
            reuse=True)
 
 
@@ -223,7 +244,7 @@ def _energy(args: argparse.Namespace) -> None:
 
 
 def _parse(add, argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+    parser = OneLineArgumentParser()
     add(parser)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     return parser.parse_args(argv)

@@ -6,8 +6,9 @@ Defaults: Adam lr 1e-3, batch 8, step eps = 0.1, diffusion gamma = 0.15, hidden 
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ import odernn
 from experiments.double_pendulum.generate import GroundTruth
 from experiments.double_pendulum.table import RESULT_FILE
 from experiments.double_pendulum.task import DEFAULT_SPLIT, make_dataset, mse, paper_units, split
+from experiments.cli_options import SolverOptions
 from experiments.io import atomic_path, atomic_write_json
+from experiments.resume import GROW, rule
+from experiments.stability_gate import DEFAULT_STEPS as DEFAULT_STABILITY_STEPS
 from experiments.stability_gate import pre_training_check
 from experiments.training import TrainConfig, evaluate, fit
 from solvers import get_method
@@ -33,12 +37,14 @@ N_PLOTTED = 4
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SolverOptions):
     """Everything that defines one model's run; validated on creation so that bad input fails before any
-    file is written. ``hidden_scale`` multiplies every layer width of the paper (small models for tests)."""
+    file is written. ``hidden_scale`` multiplies every layer width of the paper (small models for tests).
+    The adaptive solvers' ``rtol``, ``atol`` and ``max_steps`` come from
+    :class:`experiments.cli_options.SolverOptions`. ``--resume`` compares every field; ``epochs`` may be raised."""
 
     model: str
-    epochs: int
+    epochs: int = field(metadata=rule(GROW))
     solver: str = "euler"
     step_size: float = 0.1
     gamma: float = 0.15
@@ -51,6 +57,7 @@ class Settings:
     hidden_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model not in HIDDEN:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(HIDDEN)}")
         self.train_config(progress=False)  # epochs, batch size, learning rate: TrainConfig's checks
@@ -115,13 +122,27 @@ def build_model(settings: Settings) -> PendulumPredictor:
     if settings.model == "lstm":
         rnn = odernn.build_rnn("lstm", 4, settings.hidden, num_layers=2)
     else:
-        rnn = odernn.build_rnn(settings.model, 4, settings.hidden, solver=settings.effective_solver,
-                               step_size=settings.step_size, gamma=settings.gamma)
+        rnn = settings.configure(odernn.build_rnn(settings.model, 4, settings.hidden,
+                                                  solver=settings.effective_solver, step_size=settings.step_size,
+                                                  gamma=settings.gamma))
     return PendulumPredictor(odernn.TrajectoryRegressor(rnn, 4), settings.h0)
 
 
+def data_identity(truth: GroundTruth, path: str | Path | None = None) -> dict[str, Any]:
+    """The identity of the ground truth a run trains on: the resolved path of its file (None when not
+    given) and the SHA-256 of its states, times and initial conditions (not of the file, whose metadata
+    holds the time the solve took)."""
+    digest = hashlib.sha256()
+    for array in (truth.states, truth.times, truth.initial_conditions):
+        array = np.ascontiguousarray(array, dtype=np.float64)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return {"path": None if path is None else str(Path(path).resolve()), "content_sha256": digest.hexdigest()}
+
+
 def train_model(truth: GroundTruth, settings: Settings, run_dir: str | Path, *, resume: bool = False,
-                progress: bool = True, stability_check: str = "warn") -> dict[str, Any]:
+                progress: bool = True, stability_check: str = "warn",
+                stability_steps: int = DEFAULT_STABILITY_STEPS) -> dict[str, Any]:
     """Fit one model, evaluate its best-on-validation weights on the test set once, write ``result.json``
     and the first test predictions into ``run_dir``; return the result row."""
     run_dir = Path(run_dir)
@@ -129,7 +150,8 @@ def train_model(truth: GroundTruth, settings: Settings, run_dir: str | Path, *, 
     model = build_model(settings)
     config = settings.train_config(progress)
     if not resume:
-        pre_training_check(model, make_dataset(train_states)[:8][0], stability_check)
+        pre_training_check(model, make_dataset(train_states)[:8][0], stability_check, stability_steps,
+                           progress=progress)
     result = fit(model, mse, make_dataset(train_states), make_dataset(val_states), config, run_dir,
                  resume=resume)
     test = make_dataset(test_states)

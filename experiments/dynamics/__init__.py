@@ -20,6 +20,8 @@ import torch
 from tqdm import tqdm
 
 import solvers
+from experiments.cli_options import (SolverOptions, add_solver_arguments, check_output_folder, given, positive_int,
+                                     solver_options)
 from experiments.io import atomic_write_json, atomic_write_text
 
 FIGURES = ("fig1", "appendix", "table", "afrnn_trajectories", "afrnn_jacobian")
@@ -50,23 +52,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=20, help="units per layer of AFRNN Fig. 4 (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the untrained AFRNN-figure models and inputs")
     parser.add_argument("--quick", action="store_true", help="short runs for tests (fewer seeds and steps)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads (default 1: these are many tiny ops, where more threads only add overhead)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_solver_arguments(parser)
 
 
 def _jobs(args: argparse.Namespace) -> dict[str, Callable[[], list[tuple[str, object, dict]]]]:
     from experiments.dynamics import afrnn_figs, antisymmetric_fig1 as fig1
     from experiments.dynamics.radius_table import radius_table, to_markdown
 
+    solver_options(args)  # validated together; only the options given are passed, the figures keep their defaults
+    options = given(args, SolverOptions)
     seeds = range(1, 5) if args.quick else range(1, 17)
     afrnn_steps = min(args.afrnn_steps, 200) if args.quick else args.afrnn_steps
     traj_steps = min(args.traj_steps, 2000) if args.quick else args.traj_steps
 
     def appendix():
         return [("antisymmetric_appD_fig2", *fig1.appendix_vanilla(seeds, args.T)),
-                ("antisymmetric_appD_fig3", *fig1.appendix_feedback(args.solver, seeds, args.T, args.eps)),
-                ("antisymmetric_appD_fig4", *fig1.appendix_inputs(args.solver, args.T, args.eps, args.seed))]
+                ("antisymmetric_appD_fig3", *fig1.appendix_feedback(args.solver, seeds, args.T, args.eps,
+                                                                    options=options)),
+                ("antisymmetric_appD_fig4", *fig1.appendix_inputs(args.solver, args.T, args.eps, args.seed,
+                                                                  options=options))]
 
     def table():
         rows = radius_table(args.T, args.eps)
@@ -76,11 +83,11 @@ def _jobs(args: argparse.Namespace) -> dict[str, Callable[[], list[tuple[str, ob
         return [("radius_table", None, {"T": args.T, "eps": args.eps, "rows": rows})]
 
     return {
-        "fig1": lambda: [("antisymmetric_fig1", *fig1.fig1(args.solver, args.T, args.eps))],
+        "fig1": lambda: [("antisymmetric_fig1", *fig1.fig1(args.solver, args.T, args.eps, options=options))],
         "appendix": appendix,
         "table": table,
         "afrnn_trajectories": lambda: [("afrnn_trajectories", *afrnn_figs.trajectory_figure(
-            args.solver, args.traj_hidden, traj_steps, seed=args.seed))],
+            args.solver, args.traj_hidden, traj_steps, seed=args.seed, options=options))],
         "afrnn_jacobian": lambda: [("afrnn_jacobian", *afrnn_figs.jacobian_figure(
             args.solver, args.hidden, afrnn_steps, seed=args.seed))],
     }
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     solvers.get_method(args.solver)  # unknown names fail here, listing the known ones
     if args.T < 1 or args.eps <= 0:
         raise ValueError(f"--T must be >= 1 and --eps > 0, got T={args.T}, eps={args.eps}")
-    out = Path(args.out_dir)
+    out = check_output_folder(args.out_dir)
+    solver_options(args)  # bad --rtol / --atol / --max-steps: one line before any figure
     jobs = _jobs(args)
     start = time.perf_counter()
     with torch_threads(args.threads):

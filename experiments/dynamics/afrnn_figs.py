@@ -25,13 +25,18 @@ LABELS = {"lstm": "LSTM", "arnn": "ARNN", "arnn2": "2-ARNN", "afrnn": "AFRNN", "
 DTYPE = torch.float64
 
 
-def build(name: str, hidden: int, solver: str, eps: float, gamma: float, seed: int) -> torch.nn.Module:
-    """An untrained model of Fig. 2-4 in float64 (LSTM ignores solver, step and gamma)."""
+def build(name: str, hidden: int, solver: str, eps: float, gamma: float, seed: int,
+          options: dict | None = None) -> torch.nn.Module:
+    """An untrained model of Fig. 2-4 in float64 (LSTM ignores solver, step and gamma; ``options``: rtol,
+    atol, max_steps of adaptive solvers)."""
     torch.manual_seed(seed)
     kw = {} if name == "lstm" else {"init": "afrnn"}
     if name != "lstm" and solver == "partitioned_euler" and name == "arnn":
         solver = "euler"  # one block: Gauss-Seidel Euler is forward Euler
-    return build_rnn(name, 1, hidden, solver=solver, step_size=eps, gamma=gamma, **kw).to(DTYPE)
+    rnn = build_rnn(name, 1, hidden, solver=solver, step_size=eps, gamma=gamma, **kw).to(DTYPE)
+    if options and name != "lstm":
+        rnn.configure(**options)
+    return rnn
 
 
 def _tenths(values: np.ndarray) -> list[float]:
@@ -39,8 +44,8 @@ def _tenths(values: np.ndarray) -> list[float]:
 
 
 def trajectory_figure(solver: str = "euler", hidden: int = 3, steps: int = 10000, eps: float = 0.01, gamma: float = 0.01,
-                 delta: float = 0.01, seed: int = 0, models: tuple[str, ...] = ("arnn2", "afrnn")
-                 ) -> tuple[Figure, dict]:
+                 delta: float = 0.01, seed: int = 0, models: tuple[str, ...] = ("arnn2", "afrnn"),
+                 options: dict | None = None) -> tuple[Figure, dict]:
     """Fig. 2-3: top-layer trajectories of each model from two nearby starts, no input."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros(2, steps, 1, dtype=DTYPE)
@@ -49,7 +54,7 @@ def trajectory_figure(solver: str = "euler", hidden: int = 3, steps: int = 10000
     fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 7.5), squeeze=False)
     t = eps * np.arange(steps + 1)
     for col, name in enumerate(models):
-        rnn = build(name, hidden, solver, eps, gamma, seed)
+        rnn = build(name, hidden, solver, eps, gamma, seed, options)
         n = rnn.field.state_size
         h0 = 2 * torch.rand(n, generator=gen, dtype=DTYPE) - 1
         h0 = torch.stack([h0, h0 + delta * (2 * torch.rand(n, generator=gen, dtype=DTYPE) - 1)])

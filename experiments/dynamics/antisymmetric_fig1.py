@@ -45,7 +45,7 @@ def _grid_figure(panels: list[dict], ncols: int, fields: list, title: str) -> Fi
     return fig
 
 
-def fig1(method: str = "euler", T: int = 50, eps: float = 0.1) -> tuple[Figure, dict]:
+def fig1(method: str = "euler", T: int = 50, eps: float = 0.1, options: dict | None = None) -> tuple[Figure, dict]:
     """The 8 panels of Fig. 1; feedback panels integrated with ``method``."""
     h0 = planar.starts()
     vanilla = {"(a) Gaussian W, seed 0": planar.gaussian_matrix(0),
@@ -57,7 +57,7 @@ def fig1(method: str = "euler", T: int = 50, eps: float = 0.1) -> tuple[Figure, 
     for letter, name in zip("efgh", planar.FEEDBACK_MATRICES):
         W = planar.matrix(name)
         panels.append(_panel(f"({letter}) feedback {name}", W,
-                             planar.feedback_trajectory(W, h0, T, eps, method), "feedback"))
+                             planar.feedback_trajectory(W, h0, T, eps, method, options=options), "feedback"))
         fields.append(_field(W))
     numbers = {"figure": "AntisymmetricRNN Fig. 1", "solver": method, "T": T, "eps": eps,
                "starts": h0.tolist(), "panels": panels}
@@ -74,11 +74,11 @@ def appendix_vanilla(seeds: range = range(1, 17), T: int = 50) -> tuple[Figure, 
 
 
 def appendix_feedback(method: str = "euler", seeds: range = range(1, 17), T: int = 50, eps: float = 0.1,
-                      gamma: float = 0.1) -> tuple[Figure, dict]:
+                      gamma: float = 0.1, options: dict | None = None) -> tuple[Figure, dict]:
     """App. D Fig. 3: feedback RNNs with W = M - M^T - gamma I (M Gaussian), one panel per seed."""
     h0 = planar.starts()
     mats = [planar.antisymmetric_gaussian(s, gamma) for s in seeds]
-    panels = [_panel(f"seed {s}", W, planar.feedback_trajectory(W, h0, T, eps, method), "feedback")
+    panels = [_panel(f"seed {s}", W, planar.feedback_trajectory(W, h0, T, eps, method, options=options), "feedback")
               for s, W in zip(seeds, mats)]
     numbers = {"figure": "AntisymmetricRNN App. D Fig. 3", "solver": method, "T": T, "eps": eps, "gamma": gamma,
                "seeds": list(seeds), "panels": panels}
@@ -86,15 +86,16 @@ def appendix_feedback(method: str = "euler", seeds: range = range(1, 17), T: int
     return _grid_figure(panels, 4, [_field(W) for W in mats], title), numbers
 
 
-def appendix_inputs(method: str = "euler", T: int = 50, eps: float = 0.1, seed: int = 0) -> tuple[Figure, dict]:
+def appendix_inputs(method: str = "euler", T: int = 50, eps: float = 0.1, seed: int = 0,
+                    options: dict | None = None) -> tuple[Figure, dict]:
     """App. D Fig. 4: the four feedback matrices of Fig. 1 driven by independent N(0, 1) inputs."""
     h0 = planar.starts()
     x = torch.randn(T, len(h0), 2, generator=torch.Generator().manual_seed(seed), dtype=planar.DTYPE)
     panels, fields = [], []
     for name in planar.FEEDBACK_MATRICES:
         W = planar.matrix(name)
-        panels.append(_panel(f"{name} + N(0,1) input", W, planar.feedback_trajectory(W, h0, T, eps, method, x),
-                             "feedback"))
+        panels.append(_panel(f"{name} + N(0,1) input", W,
+                             planar.feedback_trajectory(W, h0, T, eps, method, x, options=options), "feedback"))
         fields.append(_field(W))
     numbers = {"figure": "AntisymmetricRNN App. D Fig. 4", "solver": method, "T": T, "eps": eps,
                "input_seed": seed, "panels": panels}

@@ -64,13 +64,14 @@ def vanilla_trajectory(W: Tensor, h0: Tensor, T: int) -> Tensor:
 
 
 def feedback_trajectory(W: Tensor, h0: Tensor, T: int, eps: float, method: str,
-                        inputs: Tensor | None = None) -> Tensor:
+                        inputs: Tensor | None = None, options: dict | None = None) -> Tensor:
     """Integrate dh/dt = tanh(W h + x_t) over T intervals of length eps -> ``(T+1, S, 2)``.
 
     ``inputs`` ``(T, S, 2)`` (or None for no input) is held on each interval; one ``solvers.odeint`` call
     per interval with ``step_size=eps`` (one step for fixed and implicit methods; the controller for adaptive
     ones; blocks (1, 1) for partitioned Euler, i.e. symplectic Euler on the 2-D system). Implicit methods
     solve Newton's stage equations per start (``batch_rows``: the S starts are independent systems).
+    ``options`` (rtol, atol, max_steps) go to the adaptive solvers.
     """
     kind = solvers.get_method(method).kind
     partition = (1, 1) if kind == "partitioned" else None
@@ -80,7 +81,7 @@ def feedback_trajectory(W: Tensor, h0: Tensor, T: int, eps: float, method: str,
         x = 0.0 if inputs is None else inputs[k]
         grid = torch.tensor([k * eps, (k + 1) * eps], dtype=DTYPE)
         sol = solvers.odeint(lambda t, h, x=x: torch.tanh(h @ W.T + x), states[-1], grid, method=method,
-                             step_size=eps, partition=partition, batch_rows=rows)
+                             step_size=eps, partition=partition, batch_rows=rows, **(options or {}))
         states.append(sol[-1])
     return torch.stack(states)
 

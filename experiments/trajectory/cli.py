@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.io import atomic_write_json
+from experiments.cli_options import (ERRORS, add_threads_argument, check_output_file, check_output_folder,
+                                     report_error)
+from experiments.io import atomic_write_json, remove_stale_temporaries
+from experiments.resume import CONFIG_FILE, check_resume
 from experiments.stability_gate import add_stability_argument
 from experiments.trajectory import plots, report
 from experiments.trajectory.data import FORMATS, Trajectories, load_trajectories, save_trajectories
@@ -34,6 +36,7 @@ from experiments.trajectory.settings import PRESETS, TaskSettings
 from experiments.trajectory.simulate import SimulationSettings, check_against_scipy, generate
 from experiments.trajectory.task import PreparedTask, prepare
 from experiments.trajectory.train import train_model
+from experiments.training import check_run_folder
 
 RUNS = Path("runs/trajectory")
 DEMO_OUT = Path("runs/trajectory_demo")
@@ -41,17 +44,9 @@ CHECKPOINT = "checkpoint.pt"
 N_PLOTTED = 3
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="torch intra-op threads (default 1: small recurrent models run fastest on one)")
+    add_threads_argument(p, 1, "small recurrent models run fastest on one")
 
 
 def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -59,7 +54,9 @@ def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--out-dir", type=Path, default=default,
                    help=f"run folder (default {DEMO_OUT if demo else RUNS / '<system or data file name>'})")
     if not demo:
-        p.add_argument("--resume", action="store_true", help="continue the models' runs from their checkpoints")
+        p.add_argument("--resume", action="store_true",
+                       help="continue the models' runs from their checkpoints; only with the same trajectories and "
+                            "settings (--epochs may be raised to train on)")
     add_stability_argument(p)
     _add_common(p)
 
@@ -96,9 +93,8 @@ def run(args: argparse.Namespace) -> int:
             _train(args, preset="demo", reuse=True)
         else:
             _train(args, preset=args.preset)
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:  # bad settings or data, a diverging run
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except ERRORS as exc:  # bad settings or data, a diverging run, an output folder that cannot be written
+        return report_error(exc)
     return 0
 
 
@@ -107,6 +103,7 @@ def _make_data(args: argparse.Namespace) -> Trajectories:
     if args.out.suffix.lower() not in FORMATS:
         raise ValueError(f"{args.out}: unknown format {args.out.suffix or '(no extension)'!r}; use one of "
                          f"{', '.join(FORMATS)}")
+    check_output_file(args.out)
     traj = generate(settings, progress=args.progress)
     save_trajectories(traj, args.out)
     m = traj.metadata
@@ -124,7 +121,9 @@ def _make_data(args: argparse.Namespace) -> Trajectories:
     return traj
 
 
-def _load_or_generate(args: argparse.Namespace, preset: dict[str, Any]) -> tuple[Trajectories, str]:
+def _simulation(args: argparse.Namespace, preset: dict[str, Any]) -> SimulationSettings | None:
+    """The settings of the trajectories to generate, or None for ``--data`` (whose flags then must not be
+    mixed with the generator's)."""
     sim_flags = given(args, SimulationSettings)
     data = getattr(args, "data", None)
     if data is not None:
@@ -132,9 +131,14 @@ def _load_or_generate(args: argparse.Namespace, preset: dict[str, Any]) -> tuple
             flags = ", ".join(option_name(k) for k in sim_flags)
             raise ValueError(f"{flags} describe generated trajectories and do not apply to --data {data}; "
                              f"drop them, or drop --data to generate")
-        traj = load_trajectories(data)
-        return traj, Path(data).stem
-    settings = SimulationSettings(**{**preset.get("simulation", {}), **sim_flags})
+        return None
+    return SimulationSettings(**{**preset.get("simulation", {}), **sim_flags})
+
+
+def _load_or_generate(args: argparse.Namespace, settings: SimulationSettings | None) -> tuple[Trajectories, str]:
+    if settings is None:
+        traj = load_trajectories(args.data)
+        return traj, Path(args.data).stem
     traj = generate(settings, progress=args.progress)
     m = traj.metadata
     print(f"ground truth: {settings.system}, {traj.n} trajectories x {traj.length} observations "
@@ -150,17 +154,11 @@ def fingerprint(traj: Trajectories) -> str:
     return digest.hexdigest()
 
 
-def _check_same_run(out_dir: Path, info: dict[str, Any]) -> None:
-    """Continuing runs in ``out_dir`` is allowed only with the same trajectories and settings."""
-    path = out_dir / "config.json"
-    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    saved_settings = {k: v for k, v in saved.get("settings", {}).items() if k != "models"}
-    settings = {k: v for k, v in json.loads(json.dumps(info["settings"])).items() if k != "models"}
-    if saved.get("fingerprint") != info["fingerprint"] or saved_settings != settings:
-        changed = sorted(k for k in settings if saved_settings.get(k) != settings[k])
-        what = "other trajectories" if saved.get("fingerprint") != info["fingerprint"] else f"other settings ({', '.join(changed)})"
-        raise ValueError(f"{out_dir} holds runs made with {what}; they cannot be continued with these. Use another "
-                         f"--out-dir, or remove {out_dir}")
+def data_identity(args: argparse.Namespace, traj: Trajectories) -> dict[str, Any]:
+    """The identity of the trajectories: the resolved path of the ``--data`` file (None when generated) and
+    the SHA-256 of the states and times."""
+    data = getattr(args, "data", None)
+    return {"path": None if data is None else str(Path(data).resolve()), "fingerprint": fingerprint(traj)}
 
 
 def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
@@ -179,30 +177,42 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     start = time.perf_counter()
     values = PRESETS[preset] if preset else {}
     settings = TaskSettings(**{**values.get("task", {}), **given(args, TaskSettings)})
-    traj, name = _load_or_generate(args, values)
+    simulation = _simulation(args, values)
+    out_dir = args.out_dir or RUNS / (Path(args.data).stem if simulation is None else simulation.system)
+    check_output_folder(out_dir)
+    traj, name = _load_or_generate(args, simulation)
     task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize)
     models = {m: build_predictor(settings, m, task.state_dim, task.context, task.uniform) for m in settings.models}
-    out_dir = args.out_dir or RUNS / name
     resume_flag = getattr(args, "resume", False)
     if resume_flag:
         missing = [str(out_dir / m / CHECKPOINT) for m in models if not (out_dir / m / CHECKPOINT).is_file()]
         if missing:
             raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
-    info = {"data": {"name": name, **traj.metadata}, "fingerprint": fingerprint(traj), "task": task.describe(),
-            "settings": asdict(settings), "preset": preset}
+    identity = data_identity(args, traj)
+    now: dict[str, Any] = {"settings": settings, "data_identity": identity}
+    if simulation is not None:
+        now["simulation"] = simulation
     continuing = [m for m in models if (out_dir / m / CHECKPOINT).is_file()] if (resume_flag or reuse) else []
-    if continuing:
-        _check_same_run(out_dir, info)
+    if continuing:  # every check before anything is written: the run's record, then each model's checkpoint
+        check_resume(out_dir, now)
+    config = settings.train_config(progress=False)
+    for model_name in models:
+        check_run_folder(out_dir / model_name, config, model_name in continuing)
+    info = {"data": {"name": name, **traj.metadata}, "data_identity": identity, "task": task.describe(),
+            "settings": asdict(settings), "simulation": None if simulation is None else asdict(simulation),
+            "preset": preset}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     save_trajectories(traj, out_dir / "trajectories.npz")
-    atomic_write_json(info, out_dir / "config.json")
+    atomic_write_json(info, out_dir / CONFIG_FILE)
     rows, predictions = [], {}
     for model_name, model in models.items():
         run_dir = out_dir / model_name
-        resume = resume_flag or (reuse and (run_dir / CHECKPOINT).is_file())
+        resume = model_name in continuing
         tic = time.perf_counter()
         print(f"== {model_name} ({sum(p.numel() for p in model.parameters()):,} parameters)", flush=True)
         row, pred = train_model(task, settings, model_name, model, run_dir, resume=resume, progress=args.progress,
-                                stability_check=args.stability_check)
+                                stability_check=args.stability_check, stability_steps=args.stability_steps)
         rows.append(row)
         predictions[model_name] = pred
         print(f"   test MSE {row['test_mse']:.4f} ({row['test_over_mean_predictor']:.3f} x the mean predictor's "

@@ -104,5 +104,6 @@ def build_predictor(settings: TaskSettings, model: str, state_dim: int, context:
     input_size = state_dim + (1 if interval_feature else 0)
     rnn = odernn.build_rnn(model, input_size, settings.hidden_size, solver=settings.solver,
                            step_size=settings.step_size, gamma=settings.gamma, **settings.rnn_kwargs(model))
+    settings.configure(rnn)  # rtol, atol, max_steps of adaptive solvers
     return TrajectoryPredictor(rnn, state_dim, context, settings.h0, pass_times=not discrete and not uniform,
                                interval_feature=interval_feature)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import solvers
+from experiments.cli_options import SolverOptions
+from experiments.resume import FREE, GROW
 from experiments.training import OPTIMIZERS, TrainConfig
 from experiments.trajectory.flags import flag
 from odernn import INTERPOLATIONS, MODEL_NAMES
@@ -19,9 +21,11 @@ DISCRETE_MODELS = ("lstm", "gru")
 
 
 @dataclass(frozen=True)
-class TaskSettings:
+class TaskSettings(SolverOptions):
     """Everything about the task and the models once the trajectories are given; validated on creation so
-    that a bad value fails before any file is written."""
+    that a bad value fails before any file is written. The adaptive solvers' ``rtol``, ``atol`` and
+    ``max_steps`` come from :class:`experiments.cli_options.SolverOptions`. On ``--resume`` every field must
+    match the run's except ``epochs`` (may be raised) and ``device``."""
 
     models: tuple[str, ...] = field(default=("antisymmetric", "afrnn", "gated", "lstm"), metadata=flag(
         "models to train, any of odernn.MODEL_NAMES", nargs="+", choices=MODEL_NAMES, metavar="MODEL"))
@@ -37,8 +41,6 @@ class TaskSettings:
     substeps: int = field(default=1, metadata=flag("fixed steps per observation interval"))
     interpolation: str = field(default="hold", metadata=flag(
         "input path between observations", choices=INTERPOLATIONS))
-    rtol: float = field(default=1e-6, metadata=flag("relative tolerance of adaptive model solvers"))
-    atol: float = field(default=1e-8, metadata=flag("absolute tolerance of adaptive model solvers"))
     sigma_w: float | None = field(default=None, metadata=flag(
         "recurrent init scale of the ODE fields (default: the field's)", type=float))
     h0: str = field(default="state", metadata=flag(
@@ -50,15 +52,17 @@ class TaskSettings:
         "train / validation / test fractions of the trajectories", type=float, nargs=3,
         metavar=("TRAIN", "VAL", "TEST")))
     split_seed: int = field(default=0, metadata=flag("seed of the train/validation/test split"))
-    epochs: int = field(default=30, metadata=flag("training epochs (the epoch is chosen on validation)"))
+    epochs: int = field(default=30, metadata=flag(
+        "training epochs (the epoch is chosen on validation); may be raised on --resume", resume=GROW))
     batch_size: int = field(default=32, metadata=flag("trajectories per batch"))
     lr: float = field(default=1e-2, metadata=flag("learning rate"))
     optimizer: str = field(default="adam", metadata=flag("optimiser", choices=OPTIMIZERS))
     grad_clip: float | None = field(default=None, metadata=flag("clip the gradient norm to this", type=float))
     seed: int = field(default=0, metadata=flag("seed of the model initialisation and batch order"))
-    device: str = field(default="cpu", metadata=flag("cpu or cuda"))
+    device: str = field(default="cpu", metadata=flag("cpu or cuda[:N]", resume=FREE))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.models:
             raise ValueError(f"--models needs at least one model; known: {', '.join(MODEL_NAMES)}")
         unknown = [m for m in self.models if m not in MODEL_NAMES]
@@ -74,7 +78,7 @@ class TaskSettings:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_layers is not None and self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
-        for name in ("step_size", "rtol", "atol"):
+        for name in ("step_size",):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -12,6 +12,7 @@ from torch import Tensor
 
 import odernn
 from experiments.io import atomic_write_json
+from experiments.stability_gate import DEFAULT_STEPS as DEFAULT_STABILITY_STEPS
 from experiments.stability_gate import pre_training_check
 from experiments.training import evaluate, fit
 from experiments.trajectory.model import TrajectoryPredictor
@@ -44,7 +45,8 @@ def predict(model: TrajectoryPredictor, packed: Tensor, device: str = "cpu") -> 
 
 def train_model(task: PreparedTask, settings: TaskSettings, model_name: str, model: TrajectoryPredictor,
                 run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-                stability_check: str = "warn") -> tuple[dict[str, Any], np.ndarray]:
+                stability_check: str = "warn",
+                stability_steps: int = DEFAULT_STABILITY_STEPS) -> tuple[dict[str, Any], np.ndarray]:
     """Fit ``model`` on the task's training set, keep the best validation epoch, evaluate the test set once.
 
     Writes ``result.json`` into ``run_dir`` (beside the loop's checkpoints and metrics) and returns the result
@@ -54,7 +56,8 @@ def train_model(task: PreparedTask, settings: TaskSettings, model_name: str, mod
     config = settings.train_config(progress)
     data = task.datasets
     if not resume:
-        pre_training_check(model, model.rnn_inputs(data["train"].tensors[0][:8]), stability_check)
+        pre_training_check(model, model.rnn_inputs(data["train"].tensors[0][:8]), stability_check, stability_steps,
+                           progress=progress)
     result = fit(model, mse, data["train"], data["val"], config, run_dir, resume=resume)
     test_mse = evaluate(model, mse, data["test"], EVAL_BATCH, device=config.device)["loss"]
     predictions = predict(model, data["test"].tensors[0], config.device)

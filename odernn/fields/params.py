@@ -24,13 +24,24 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def check_scale(scale: float, name: str = "sigma_w") -> float:
+    """An initialisation scale: a finite number >= 0 (0 gives zero weights); ValueError otherwise."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"{name}, the scale of the recurrent weights' initialisation, must be a finite number "
+                         f">= 0 (0: zero weights), got {scale!r}")
+    return float(scale)
+
+
 def init_std(fan_in: int, scale: float, init: str) -> float:
     """Standard deviation of a weight with the given fan-in: scale/sqrt(fan_in) (paper) or scale/fan_in (afrnn)."""
     check_choice("init", init, INITS)
+    check_scale(scale)
     return scale / math.sqrt(fan_in) if init == "paper" else scale / fan_in
 
 
 def normal_(weight: Tensor, fan_in: int, scale: float, init: str) -> Tensor:
+    """Draw ``weight`` from N(0, init_std^2); a NaN, infinite or negative scale is refused (ValueError)."""
+    check_scale(scale)
     with torch.no_grad():
         return weight.normal_(0.0, init_std(fan_in, scale, init)) if scale > 0 else weight.zero_()
 

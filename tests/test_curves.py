@@ -1,0 +1,23 @@
+"""Learning curves: the table adds up epoch times, the plot is written, a folder without metrics is refused."""
+import argparse
+import json
+
+from experiments import curves
+
+
+def write_run(folder, accuracies):
+    folder.mkdir()
+    rows = [{"epoch": i + 1, "val_accuracy": a, "test_accuracy": a - 0.01, "epoch_time_s": 1800.0}
+            for i, a in enumerate(accuracies)]
+    (folder / "metrics.json").write_text(json.dumps(rows))
+
+
+def test_table_and_plot(tmp_path, capsys):
+    write_run(tmp_path / "a", [0.5, 0.6])
+    parser = argparse.ArgumentParser()
+    curves.add_arguments(parser)
+    assert curves.run(parser.parse_args([str(tmp_path / "a"), "--plot", str(tmp_path / "c.png")])) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "| a | 2 | 1.00 | 60.0 | 59.0 |" and (tmp_path / "c.png").stat().st_size > 1000
+    assert curves.run(parser.parse_args([str(tmp_path)])) == 2
+    assert "has no metrics.json" in capsys.readouterr().err

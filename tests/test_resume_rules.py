@@ -1,0 +1,188 @@
+"""``--resume`` continues a run only with the configuration it was started with (only ``--epochs`` may be
+raised), for every training command; a refused resume changes nothing in the run folder; temporaries left
+by a killed writer are removed at the next start."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.__main__ import main
+from experiments.data.idx import IDX_STEMS, write_idx
+from experiments.double_pendulum.train import Settings as PendulumSettings
+from experiments.resume import FREE, GROW, SAME, differences, snapshot
+from experiments.sequential import DataSettings, RunSettings
+from experiments.training import TrainConfig
+from experiments.trajectory.settings import TaskSettings
+from experiments.trajectory.simulate import SimulationSettings
+
+QUIET = ["--no-progress", "--stability-check", "off"]
+SEQ = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "4", "--batch-size", "32",
+       "--train-subset", "40", "--test-subset", "20", "--threads", "1", *QUIET]
+TRAJ = ["trajectory", "--models", "lstm", "--hidden-size", "4", "--batch-size", "8", *QUIET]
+PEND = ["double-pendulum", "train", "--models", "lstm", "--split", "6", "3", "3", *QUIET]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time (ns): what a refused resume keeps."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(argv: list[str], folder: Path, capsys) -> str:
+    before = folder_state(folder)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert folder_state(folder) == before, "a refused resume changed the run folder"
+    return err
+
+
+# ---- the rules come from the settings dataclasses ---------------------------------------------------------
+
+INSTANCES = [RunSettings(task="digits", model="antisymmetric", epochs=5), DataSettings(),
+             TrainConfig(epochs=3, batch_size=8, lr=0.1), TaskSettings(), SimulationSettings(),
+             PendulumSettings(model="afrnn", epochs=2)]
+
+
+@pytest.mark.parametrize("settings", INSTANCES, ids=lambda s: type(s).__name__)
+def test_every_field_is_compared_unless_marked(settings):
+    now = {"settings": settings}
+    saved = snapshot(settings)
+    assert differences({"settings": saved}, now) == []
+    free = set()
+    for f in fields(settings):
+        rule = f.metadata.get("resume", SAME)
+        other = dict(saved, **{f.name: "__another value__"})
+        listed = any(d.startswith(f"{f.name}: '__another value__' -> ") for d in differences({"settings": other}, now))
+        assert listed == (rule != FREE), f.name
+        if rule == FREE:
+            free.add(f.name)
+        if rule == GROW:  # raising is allowed, lowering is not
+            assert differences({"settings": dict(saved, **{f.name: saved[f.name] - 1})}, now) == []
+            assert differences({"settings": dict(saved, **{f.name: saved[f.name] + 1})}, now) == [
+                f"{f.name}: {saved[f.name] + 1} -> {saved[f.name]} (may only be raised)"]
+    assert free <= {"device", "data_root", "checkpoint_every", "progress"}
+    assert [f.name for f in fields(settings) if f.metadata.get("resume") == GROW] in ([], ["epochs"])
+    unrecorded = [d.split(":")[0] for d in differences({"settings": {}}, now)]
+    assert unrecorded == [f.name for f in fields(settings) if f.name not in free]
+
+
+# ---- sequential -------------------------------------------------------------------------------------------
+
+def _mnist(root: Path, seed: int = 0) -> Path:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for key, array in {"train_x": rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+                       "train_y": rng.integers(0, 10, 12, dtype=np.uint8),
+                       "test_x": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+                       "test_y": rng.integers(0, 10, 4, dtype=np.uint8)}.items():
+        write_idx(array, raw / IDX_STEMS[key])
+    return root
+
+
+@pytest.fixture(scope="module")
+def seq_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seq") / "run"
+    assert main([*SEQ, "--epochs", "2", "--out-dir", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("change, listed", [
+    (["--hidden-size", "8"], "hidden_size: 4 -> 8"),
+    (["--model", "gated"], "model: 'antisymmetric' -> 'gated'"),
+    (["--task", "digits-permuted"], "task: 'digits' -> 'digits-permuted'"),
+    (["--solver", "rk4", "--step-size", "0.1"], "solver: 'euler' -> 'rk4'; step_size: 0.01 -> 0.1"),
+    (["--gamma", "0.1", "--substeps", "2"], "gamma: 0.01 -> 0.1; substeps: 1 -> 2"),
+    (["--rtol", "1e-3", "--max-steps", "10"], "rtol: 1e-06 -> 0.001; max_steps: 1000000 -> 10"),
+    (["--lr", "0.1", "--seed", "5"], "lr: 0.001 -> 0.1; seed: 0 -> 5"),
+    (["--split-seed", "1", "--train-subset", "50"], "data_settings.split_seed: 0 -> 1; data_settings.train_subset: 40 -> 50"),
+    (["--epochs", "1"], "epochs: 2 -> 1 (may only be raised)"),
+])
+def test_sequential_resume_refuses_another_configuration(seq_run, capsys, change, listed):
+    err = refused([*SEQ, "--epochs", "2", "--resume", "--out-dir", str(seq_run), *change], seq_run, capsys)
+    assert f"cannot resume {seq_run}: it was made with other settings: {listed}. " in err
+    assert "only --epochs may change, and only upward" in err
+
+
+def test_sequential_resume_raises_epochs_and_cleans_stale_temporaries(seq_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(seq_run, run)
+    stale, live = run / ".checkpoint.pt.x7fk2q9a.tmp", run / f".metrics.json.{os.getppid()}-abcd1234.tmp"
+    stale.write_bytes(b"half a checkpoint")  # left by a writer killed before its rename
+    live.write_bytes(b"")  # named after a process that is still running: it may still rename it
+    assert main([*SEQ, "--epochs", "3", "--resume", "--out-dir", str(run)]) == 0
+    assert "resuming with epochs: 2 -> 3" in capsys.readouterr().out
+    assert len(json.loads((run / "metrics.json").read_text())) == 3
+    assert json.loads((run / "config.json").read_text())["settings"]["epochs"] == 3
+    assert not stale.exists() and live.exists()
+
+
+def test_sequential_resume_compares_the_data_files_content_and_place(tmp_path, capsys):
+    root = _mnist(tmp_path / "data")
+    argv = [*SEQ, "--task", "mnist", "--data-root", str(root), "--epochs", "1", "--test-subset", "4",
+            "--train-subset", "12", "--out-dir", str(tmp_path / "run")]
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert saved["path"] == str((root / "MNIST" / "raw").resolve()) and len(saved["content_sha256"]) == 64
+    moved = _mnist(tmp_path / "elsewhere")  # the same bytes in another place
+    err = refused([*argv, "--resume", "--data-root", str(moved)], tmp_path / "run", capsys)
+    assert "data.path: " in err and "data.content_sha256" not in err
+    _mnist(root, seed=1)  # other images under the same path
+    err = refused([*argv, "--resume"], tmp_path / "run", capsys)
+    assert f"data.content_sha256: '{saved['content_sha256'][:20]}" in err and "data.path" not in err
+
+
+def test_a_refused_fresh_run_does_not_touch_the_folder(seq_run, capsys):
+    err = refused([*SEQ, "--epochs", "2", "--hidden-size", "8", "--out-dir", str(seq_run)], seq_run, capsys)
+    assert "checkpoint.pt exists: pass resume=True (--resume)" in err
+
+
+# ---- trajectory and double pendulum -----------------------------------------------------------------------
+
+def test_trajectory_resume_rules(tmp_path, capsys):
+    data, run = tmp_path / "d.csv", tmp_path / "run"
+    assert main(["trajectory", "make-data", "--n", "24", "--steps", "6", "--out", str(data), "--no-progress"]) == 0
+    argv = [*TRAJ, "--data", str(data), "--epochs", "1", "--out-dir", str(run)]
+    assert main(argv) == 0
+    err = refused([*argv, "--resume", "--gamma", "0.1", "--models", "lstm"], run, capsys)
+    assert "it was made with other settings: gamma: 0.01 -> 0.1. " in err
+    other = tmp_path / "copy.csv"
+    shutil.copy(data, other)
+    assert "data_identity.path: " in refused([*argv, "--resume", "--data", str(other)], run, capsys)
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",0.123456", *lines[2:]]) + "\n")
+    err = refused([*argv, "--resume"], run, capsys)
+    assert "data_identity.fingerprint: " in err and "data_identity.path" not in err
+    shutil.copy(other, data)
+    assert main([*argv, "--resume", "--epochs", "2"]) == 0
+    assert len(json.loads((run / "lstm" / "metrics.json").read_text())) == 2
+
+
+def test_double_pendulum_resume_rules(tmp_path, capsys):
+    data, run = tmp_path / "p.npz", tmp_path / "run"
+    generate = ["double-pendulum", "generate", "--n", "12", "--check", "0", "--no-progress", "--out", str(data)]
+    assert main(generate) == 0
+    argv = [*PEND, "--data", str(data), "--epochs", "1", "--out", str(run)]
+    assert main(argv) == 0
+    err = refused([*argv, "--resume", "--h0", "zeros", "--batch-size", "4"], run, capsys)
+    assert "it was made with other settings: h0: 'ones' -> 'zeros'; batch_size: 8 -> 4. " in err
+    assert main([*generate, "--seed", "1"]) == 0  # other trajectories in the same file
+    assert "data.content_sha256: " in refused([*argv, "--resume"], run, capsys)
+    assert main([*generate, "--seed", "0"]) == 0  # the same trajectories again: the same content
+    assert main([*argv, "--resume", "--epochs", "2"]) == 0
+    assert len(json.loads((run / "lstm" / "metrics.json").read_text())) == 2
