@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from experiments.cli_options import ERRORS, check_output_file, report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,16 +65,16 @@ def plot(histories: dict[str, list[dict]], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    labels = args.labels or [run.name for run in args.runs]
-    if len(labels) != len(args.runs):
-        print(f"error: {len(labels)} labels for {len(args.runs)} runs", file=sys.stderr)
-        return 2
     try:
+        labels = args.labels or [run.name for run in args.runs]
+        if len(labels) != len(args.runs):
+            raise ValueError(f"{len(labels)} labels for {len(args.runs)} runs; give one label per run")
+        if args.plot:
+            check_output_file(args.plot, "--plot")
         histories = {label: load(run) for label, run in zip(labels, args.runs)}
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(table(histories))
-    if args.plot:
-        plot(histories, args.plot)
+        print(table(histories))
+        if args.plot:
+            plot(histories, args.plot)
+    except ERRORS as exc:
+        return report_error(exc)
     return 0
