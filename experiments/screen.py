@@ -48,9 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+SHARED = ("task", "model", "hidden_size", "optimizer", "batch_size", "epochs", "seed", "train_subset", "test_subset",
+          "val_fraction", "split_seed")
+"""The settings every point of a screen shares: a rerun into the same folder must repeat them."""
+
+
+def _check_same_screen(record: Path, identity: dict) -> None:
+    """A screen resumed in its folder must have the settings it started with (points are read back)."""
+    if not record.is_file():
+        return
+    saved = json.loads(record.read_text()).get("settings", {})
+    changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in identity.items() if saved.get(k) != v]
+    if changed:
+        raise ValueError(f"{record.parent} holds a screen with other settings ({'; '.join(changed)}); "
+                         f"use a new --out-dir")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         check_output_folder(args.out_dir)
+        identity = {name: getattr(args, name) for name in SHARED}
+        _check_same_screen(args.out_dir / "screen.json", identity)
         apply_threads(args)
         task = load_task_from_args(args, args.task)
         points = list(itertools.product(*(getattr(args, name) for name in GRID)))
@@ -66,17 +84,16 @@ def run(args: argparse.Namespace) -> int:
                                        optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs,
                                        seed=args.seed, **point)
                 print(f"[{i + 1}/{len(points)}] {name}", flush=True)
-                try:
+                try:  # a point killed mid-training left its checkpoint: continue it
                     row, _, _ = train_and_test(settings, task, run_dir, progress=not args.no_progress,
-                                               stability_check="off")
+                                               stability_check="off", resume=(run_dir / "checkpoint.pt").is_file())
                 except FloatingPointError as exc:  # a diverging grid point is a result, not a failure
                     row = {"val_accuracy": 0.0, "test_accuracy": 0.0, "diverged": str(exc).splitlines()[0]}
                     atomic_write_json(row, run_dir / "results.json")
             rows.append({**point, "val_accuracy": row["val_accuracy"], "test_accuracy": row["test_accuracy"],
                          "diverged": row.get("diverged", "")})
         rows.sort(key=lambda r: -r["val_accuracy"])
-        atomic_write_json({"task": args.task, "model": args.model, "train_subset": args.train_subset,
-                           "epochs": args.epochs, "rows": rows}, args.out_dir / "screen.json")
+        atomic_write_json({"settings": identity, "rows": rows}, args.out_dir / "screen.json")
         head = (f"screen of {args.model} on {args.task} ({args.train_subset or 'all'} training sequences, "
                 f"{args.epochs} epoch(s), {args.optimizer}, batch {args.batch_size}); best first, selected on "
                 f"validation\n\n| eps | gamma | sigma_w | lr | val acc. % | test acc. % |\n|---|---|---|---|---|---|\n")

@@ -1,7 +1,7 @@
 """ODERNN: a vector field + an integrator + a step size -> a sequence module.
 
-h_0 sits at time 0 and h_k at k * step_size; the sample x_k is held on ((k-1) eps, k eps] (or interpolated
-linearly, ``odernn.inputs``). Forward Euler with the held input is the papers' recurrence
+h_0 sits at t0 (0 by default) and h_k at t0 + k * step_size, or at the caller's observation times; the sample
+x_k is held on (t_{k-1}, t_k] (or interpolated linearly, ``odernn.inputs``). Forward Euler with the held input is the papers' recurrence
 h_k = h_{k-1} + eps f(h_{k-1}, x_k) (AntisymmetricRNN eq. 10 / 12, AFRNN eq. 11). How the field is integrated
 is the business of an integrator object (``odernn.integrators``), resolved once whenever the solver or a
 setting changes; ``forward`` checks its input, calls the integrator and checks the result.
@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 import solvers
 from solvers import NewtonOptions, SolveStats
-from solvers.controller import DEFAULT_MAX_STEPS
 
 from .fields.base import VectorField
 from .integrators import FUSED, Grid, Settings, resolve
@@ -66,10 +65,11 @@ class ODERNN(nn.Module):
     newton = _setting("newton")
     adjoint = _setting("adjoint")
 
-    def __init__(self, field: VectorField, solver: str = "euler", step_size: float = 0.01, substeps: int = 1,
-                 interpolation: str = "hold", rtol: float = 1e-6, atol: float = 1e-8, adjoint: bool = False,
+    def __init__(self, field: VectorField, solver: str = "euler", step_size: float = 0.01,
+                 substeps: int = Settings.substeps, interpolation: str = Settings.interpolation,
+                 rtol: float = Settings.rtol, atol: float = Settings.atol, adjoint: bool = Settings.adjoint,
                  batch_first: bool = True, check_finite: bool = True, fast_path: bool = True,
-                 max_steps: int = DEFAULT_MAX_STEPS, newton: Optional[NewtonOptions] = None) -> None:
+                 max_steps: int = Settings.max_steps, newton: Optional[NewtonOptions] = None) -> None:
         super().__init__()
         if not isinstance(field, VectorField):
             raise ValueError(f"field must be an odernn.fields.VectorField, got {type(field).__name__}")
@@ -118,7 +118,8 @@ class ODERNN(nn.Module):
         self._select(self.method, self.settings)
 
     def uses_fast_path(self) -> bool:
-        """Whether ``forward`` runs a fused scan."""
+        """Whether ``forward`` runs a fused scan on its own uniform grid (with the caller's ``times`` the fused
+        integrators hand over to the stepped scan of the same method)."""
         return isinstance(self.integrator, FUSED)
 
     @property
@@ -185,8 +186,8 @@ class ODERNN(nn.Module):
                 t0: Union[float, Tensor] = 0.0) -> tuple[Tensor, Tensor]:
         """``times`` (T,) or (B, T): the observation times of h_1..h_T (h_0 at ``t0``), strictly increasing in
         each sample; sample x_k is held on (t_{k-1}, t_k]. Fixed methods take ceil(interval / (step_size /
-        substeps)) equal steps on every interval of every sample; adaptive ones step onto every sample's
-        times. Default: t_k = t0 + k * step_size."""
+        substeps)) equal steps on every interval of every sample (reversible_heun: the most any sample of the
+        batch needs); adaptive ones step onto every sample's times. Default: t_k = t0 + k * step_size."""
         h = self.check_input(x, h0)
         x_tm = x.transpose(0, 1) if self.batch_first else x
         if times is None:

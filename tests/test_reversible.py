@@ -93,3 +93,16 @@ def test_saved_memory_does_not_grow_with_the_sequence_length():
     # the reversible scan saves h0, x, the last pair and the parameters: x grows (the caller's input, 1 feature)
     grow = saved_bytes(reversible, x_long) - saved_bytes(reversible, x_short)
     assert grow == (400 - 50) * 4 * 1 * 8
+
+
+def test_frozen_parameters_and_time_gradients():
+    field = AntisymmetricField(2, 3, gamma=0.1)
+    field.input.weight.requires_grad_(False)
+    model = ODERNN(field, "reversible_heun", step_size=0.2)
+    x = torch.randn(2, 4, 2)
+    model(x)[1].sum().backward()
+    assert field.input.weight.grad is None and field.antisymmetric.weight.grad is not None
+    with pytest.raises(ValueError, match="no gradient with respect to the observation times"):
+        model(x, times=torch.tensor([0.1, 0.3, 0.4, 0.9], requires_grad=True))
+    with pytest.raises(ValueError, match="no integrator runs method 'reversible_heun'"):
+        ODERNN(field, "reversible_heun", interpolation="linear")

@@ -5,7 +5,7 @@ import torch
 import torchdiffeq
 
 from solvers import available, get_tableau, odeint, rk_step
-from solvers.explicit import substeps
+from solvers.explicit import step_counts
 from solvers.problems import random_linear_problem
 
 STEP_SIZES = (0.2, 0.1, 0.05, 0.025)
@@ -67,7 +67,7 @@ def test_stage_times_and_evaluations_follow_the_tableau():
     assert calls == [1.0, 1.0 + 0.5 / 3, 1.0 + 1.0 / 3, 1.5] and torch.allclose(y1, torch.full((2,), 0.5))
 
 
-def test_fixed_grid_lands_on_every_output_time_with_equal_substeps():
+def test_fixed_grid_lands_on_every_output_time_with_equal_step_counts():
     seen = []
 
     def f(t, y):
@@ -81,7 +81,10 @@ def test_fixed_grid_lands_on_every_output_time_with_equal_substeps():
     expected = [0.0, 0.1, 0.2, 0.3] + list(0.35 + 0.65 / 7 * np.arange(7))
     assert np.allclose(seen, expected, atol=1e-15)
     assert (stats.nfe, stats.n_steps, stats.n_accepted, stats.n_rejected) == (11, 11, 11, 0)
-    assert substeps(0.3, 0.1) == 3 and substeps(0.31, 0.1) == 4 and substeps(0.05, 0.1) == 1
+    counts = step_counts(torch.tensor([0.0, 0.3, 0.61, 0.66], dtype=torch.float64), 0.1)
+    assert counts.tolist() == [3, 4, 1]
+    grid = torch.arange(785, dtype=torch.float32) * 0.01  # float32 widths off by ~1e-6 near t = 8
+    assert bool((step_counts(grid, 0.01) == 1).all()) and bool((step_counts(grid, 0.005) == 2).all())
 
 
 def test_decreasing_times_integrate_backwards(problem):

@@ -104,3 +104,16 @@ def test_t0_moves_the_start_and_gradients_reach_the_times():
 def test_bad_times_get_a_clear_error(times, match):
     with pytest.raises(ValueError, match=match):
         ODERNN(AntisymmetricField(2, 3))(data(batch=2, steps=3), times=times)
+
+
+def test_float32_default_grid_takes_one_step_per_sample_in_every_integrator():
+    """float32 grid times k * eps carry rounding of ~1e-6 near t = 8: still exactly one Euler step each."""
+    torch.set_default_dtype(torch.float32)
+    field = AntisymmetricField(1, 4, gamma=0.1)
+    x = torch.randn(2, 784, 1)
+    results = []
+    for fast_path in (True, False):
+        model = ODERNN(field, "euler", step_size=0.01, fast_path=fast_path)
+        results.append(model(x)[0])
+        assert model.last_stats.n_steps == 784
+    assert torch.allclose(results[0], results[1], atol=1e-5)

@@ -8,7 +8,9 @@ reconstruction) for h0, the inputs x and every parameter of the field. What auto
 and backward is the inputs and the parameters, whatever T is; the returned states are the caller's.
 
 Steps: interval k of the grid gets N_k = max over the batch of ceil(width / (step_size / substeps)) equal
-steps (per sample dt_{b,k} = width_{b,k} / N_k), since a step of size 0 is not the identity of this scheme.
+steps (per sample dt_{b,k} = width_{b,k} / N_k), since a step of size 0 is not the identity of this scheme:
+with per-sample times, a sample's steps (not its ODE) depend on the other samples of its batch. No gradient
+flows to the observation times (refused when they require one); frozen parameters are left alone.
 At every grid time the input may jump, so f at the start of an interval is evaluated afresh with the new
 sample (the step stays exactly invertible: each step uses one interval's f throughout).
 """
@@ -22,6 +24,7 @@ from torch import Tensor
 from torch.nn.utils.stateless import _reparametrize_module
 
 import solvers
+from solvers.explicit import step_counts
 from solvers.reversible import reversible_heun_inverse, reversible_heun_step
 from solvers.stats import SolveStats
 
@@ -34,7 +37,7 @@ def step_plan(grid: Grid, max_step: float) -> tuple[list[int], list[Tensor], lis
     """Per interval k: the number of steps N_k, the start times t_k and the steps dt_k (0-d or (B, 1))."""
     times = grid.times if grid.per_sample else grid.times.unsqueeze(0)
     widths = times.diff(dim=-1)
-    counts = torch.ceil(widths.detach() / max_step * (1.0 - 1e-10)).clamp_min(1).amax(0).tolist()
+    counts = step_counts(times, max_step).amax(0).tolist()
     shape = (lambda v: v.unsqueeze(-1)) if grid.per_sample else (lambda v: v.squeeze(0))
     starts = [shape(times[:, k]) for k in range(grid.length)]
     steps = [shape(widths[:, k] / n) for k, n in enumerate(counts)]
@@ -60,7 +63,7 @@ class _ReversibleHeunScan(torch.autograd.Function):
                     y, z, f_start = reversible_heun_step(f, starts[k] + j * steps[k], y, z, steps[k], f_start)
                 states.append(y)
         ctx.save_for_backward(h0, x, y, z, *params)
-        ctx.plan = (starts, steps, counts, field, [name for name, _ in field.named_parameters()])
+        ctx.plan = (starts, steps, counts, field, [name for name, p in field.named_parameters() if p.requires_grad])
         ctx.set_materialize_grads(False)
         return torch.stack(states), y.clone()
 
@@ -140,8 +143,11 @@ class ReversibleScan(Integrator):
         return method.kind == "reversible" and settings.interpolation == "hold"
 
     def integrate(self, field: VectorField, h0: Tensor, x: Tensor, grid: Grid, settings: Settings) -> Solution:
+        if grid.times.requires_grad:
+            raise ValueError("reversible_heun gives no gradient with respect to the observation times; pass times "
+                             "that do not require grad, or use another solver")
         counts, starts, steps = step_plan(grid, settings.step_size / settings.substeps)
-        params = [p for p in field.parameters()]
+        params = [p for p in field.parameters() if p.requires_grad]
         states, last = _ReversibleHeunScan.apply(h0, x, starts, steps, counts, field, *params)
         total = sum(counts)
         return Solution(states, last, SolveStats(nfe=total + len(counts), n_steps=total, n_accepted=total))

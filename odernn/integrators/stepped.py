@@ -27,7 +27,7 @@ class SteppedScan(Integrator):
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
-        return method.kind != "adaptive"
+        return method.kind not in ("adaptive", "reversible")  # a reversible step of 0 is not the identity
 
     def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
         times = grid.times

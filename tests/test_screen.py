@@ -1,0 +1,25 @@
+"""The screen: one run per grid point, best first; a rerun reads points back and refuses other settings."""
+import argparse
+import json
+
+from experiments import screen
+
+
+def args_for(out, *extra):
+    parser = argparse.ArgumentParser()
+    screen.add_arguments(parser)
+    return parser.parse_args(["--task", "digits", "--hidden-size", "4", "--step-size", "0.1", "--gamma", "0.01",
+                              "--sigma-w", "1,16", "--lr", "0.1", "--train-subset", "300", "--threads", "1",
+                              "--no-progress", "--out-dir", str(out), *extra])
+
+
+def test_screen_ranks_points_and_resumes_only_with_the_same_settings(tmp_path, capsys):
+    assert screen.run(args_for(tmp_path / "s")) == 0
+    assert "[2/2]" in capsys.readouterr().out
+    record = json.loads((tmp_path / "s" / "screen.json").read_text())
+    rows = record["rows"]
+    assert len(rows) == 2 and rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+    assert screen.run(args_for(tmp_path / "s")) == 0  # read back, nothing retrained
+    assert "[1/2]" not in capsys.readouterr().out
+    assert screen.run(args_for(tmp_path / "s", "--epochs", "2")) == 2
+    assert "epochs: 1 -> 2" in capsys.readouterr().err
