@@ -20,6 +20,9 @@ from typing import Any, Iterator
 
 import torch
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 _TEMPORARY = re.compile(r"^\..+\.tmp$")
 _PID = re.compile(r"\.(\d+)-[^.]*\.tmp$")
 
@@ -31,6 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the finished file gets the usual permissions
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
