@@ -33,7 +33,7 @@ def _row(name: str, args: argparse.Namespace, problem, t: torch.Tensor, exact: t
     ys, stats = odeint(problem.f, problem.y0, t, method=name, step_size=None if adaptive else args.step_size,
                        rtol=args.rtol, atol=args.atol, return_stats=True, backend=backend,
                        partition=(args.dim // 2, args.dim - args.dim // 2) if method.kind == "partitioned" else None)
-    order = method.tableau.order if method.tableau is not None else 1
+    order = method.order
     setting = f"rtol={args.rtol:g}" if adaptive else f"h={args.step_size:g}"
     steps = ("?", "?", "?") if backend == "torchdiffeq" else (str(stats.n_accepted), str(stats.n_rejected),
                                                               str(stats.n_newton))

@@ -19,6 +19,12 @@ class Method:
     name: str
     kind: str
     tableau: Optional[ButcherTableau]
+    order: int = 0
+
+    def __post_init__(self) -> None:
+        """``order`` defaults to the tableau's (methods without one give theirs explicitly)."""
+        if not self.order and self.tableau is not None:
+            object.__setattr__(self, "order", self.tableau.order)
 
 
 def _kind(tableau: ButcherTableau) -> str:
@@ -29,8 +35,8 @@ def _kind(tableau: ButcherTableau) -> str:
 
 _METHODS: dict[str, Method] = {
     **{name: Method(name, _kind(tab), tab) for name, tab in TABLEAUS.items()},
-    "partitioned_euler": Method("partitioned_euler", "partitioned", None),
-    "reversible_heun": Method("reversible_heun", "reversible", None),
+    "partitioned_euler": Method("partitioned_euler", "partitioned", None, order=1),
+    "reversible_heun": Method("reversible_heun", "reversible", None, order=2),
 }
 
 
