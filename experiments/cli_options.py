@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from solvers.controller import DEFAULT_MAX_STEPS, StepController
+from odernn.integrators import Settings
+from solvers.controller import StepController
 from solvers.errors import StepFailure, StiffnessError
 
 
@@ -93,13 +94,13 @@ class SolverOptions:
     """The adaptive solvers' options of every ODE model a command builds (fixed-step methods ignore them).
 
     Settings dataclasses of the training commands inherit these fields, so their flags, presets and resume
-    checks include them.
+    checks include them. The defaults are ODERNN's (``odernn.integrators.Settings``).
     """
 
-    rtol: float = field(default=1e-6, metadata=flag(
+    rtol: float = field(default=Settings.rtol, metadata=flag(
         "relative tolerance of adaptive model solvers (dopri5, bosh3, adaptive_heun); fixed-step solvers ignore it"))
-    atol: float = field(default=1e-8, metadata=flag("absolute tolerance of adaptive model solvers"))
-    max_steps: int = field(default=DEFAULT_MAX_STEPS, metadata=flag(
+    atol: float = field(default=Settings.atol, metadata=flag("absolute tolerance of adaptive model solvers"))
+    max_steps: int = field(default=Settings.max_steps, metadata=flag(
         "step attempts an adaptive model solve may take before it stops with an error"))
 
     def __post_init__(self) -> None:
