@@ -10,6 +10,7 @@ import torch
 import solvers
 from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField
 from odernn.integrators import ReversibleScan, SteppedScan
+from experiments.benchmark import saved_bytes
 from solvers.reversible import reversible_heun_inverse, reversible_heun_step
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -68,20 +69,6 @@ def test_gradcheck_through_the_reversible_backward():
         return torch.func.functional_call(model, dict(zip(names, weights)), (x, h0))[0]
 
     assert torch.autograd.gradcheck(run, (x, h0, *weights))
-
-
-def saved_bytes(model, x):
-    """Bytes of the tensors autograd keeps for backward during one forward (what backward will read)."""
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)[1].sum()
-    return total
 
 
 def test_saved_memory_does_not_grow_with_the_sequence_length():

@@ -128,7 +128,15 @@ class Pendulum(System):
                          rng.uniform(-p.max_velocity, p.max_velocity, n)), axis=-1)
 
 
-class DampedOscillator(System):
+class _SquareStart:
+    """Initial states (x, v) uniform in [-amplitude, amplitude]^2 (``Params.amplitude``)."""
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        a = self.params.amplitude
+        return rng.uniform(-a, a, size=(n, 2))
+
+
+class DampedOscillator(_SquareStart, System):
     """The linear damped harmonic oscillator x'' + 2 zeta omega x' + omega^2 x = 0."""
 
     @dataclass(frozen=True)
@@ -151,12 +159,9 @@ class DampedOscillator(System):
         p = self.params
         return torch.stack((v, -p.omega**2 * x - 2.0 * p.zeta * p.omega * v), dim=-1)
 
-    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        a = self.params.amplitude
-        return rng.uniform(-a, a, size=(n, 2))
 
 
-class VanDerPol(System):
+class VanDerPol(_SquareStart, System):
     """The Van der Pol oscillator x'' - mu (1 - x^2) x' + x = 0 (a limit cycle of amplitude ~2)."""
 
     @dataclass(frozen=True)
@@ -177,9 +182,6 @@ class VanDerPol(System):
         x, v = y.unbind(-1)
         return torch.stack((v, self.params.mu * (1.0 - x * x) * v - x), dim=-1)
 
-    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        a = self.params.amplitude
-        return rng.uniform(-a, a, size=(n, 2))
 
 
 class Lorenz63(System):

@@ -106,7 +106,12 @@ class Interval:
 
     def __init__(self, rhs: SequenceRHS, k: int) -> None:
         self.rhs, self.k = rhs, k
-        self.jacobian = None if rhs.offsets is None else self._jacobian
+
+    @property
+    def jacobian(self) -> Optional[Callable[[Tensor, Tensor], Tensor]]:
+        """The closed-form df/dh, or None; asked only by implicit methods, so explicit scans never form the
+        offsets it needs."""
+        return None if self.rhs.offsets is None else self._jacobian
 
     def __call__(self, t: Tensor, h: Tensor) -> Tensor:
         return self.rhs.value(t, h, self.k, self.rhs.fraction(t, self.k))
