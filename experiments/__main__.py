@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data"),
     "screen": ("experiments.screen", "screening sweep over the AntisymmetricRNN search grid"),
     "curves": ("experiments.curves", "learning curves of training runs (table and plot)"),
+    "reproduce": ("experiments.reproduce", "check a run folder's published result on the official test set"),
 }
 
 

@@ -1,26 +1,29 @@
-"""``python -m experiments benchmark``: forward+backward time of ODERNN(AntisymmetricField) against torch.nn.RNN
-and torch.nn.LSTM measured in the same run, printed as a markdown table of ratios .
+"""``python -m experiments benchmark``: forward+backward time of ODERNN against the arithmetic floor of the same
+shapes, torch.nn.RNN and torch.nn.LSTM, measured in the same run and printed as a markdown table of ratios.
 
-Rows: torch.nn.RNN(tanh) (the 1.00x baseline), torch.nn.LSTM, ODERNN euler and rk4 (the fused scan of
-``odernn.fused`` chosen automatically), each also through the generic stepped scan, ODERNN euler at 2T, the
-gated field under euler and AFRNN with two layers of H units under euler and partitioned_euler (fused too).
-Each time is the median of ``--repeats`` runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are
-interleaved (one run of every model per round), so a change of machine load affects all models alike.
-Targets: euler <= 1.0x nn.RNN, rk4 <= 4.5x our euler, doubling T <= 2.2x, gated euler <= 2.2x our euler,
-AFRNN 2xH under euler and partitioned_euler <= 4.3x our euler (its coupling matrix has 4x the multiply-adds).
+Rows: the GEMM floor (the matrix products an Euler scan cannot avoid: T forward products (B, H) x (H, H), T
+backward ones and the one large weight-gradient product (H, T B) x (T B, H), run back to back on preallocated
+buffers; the 1.00x baseline), torch.nn.RNN(tanh), torch.nn.LSTM, ODERNN euler and rk4 through the fused
+scan (``odernn.fused``, compiled walks where ``odernn.kernels`` builds them), euler and rk4 through the same
+scan with the Python walks and through the generic stepped scan, euler at 2T, the gated field under euler and
+AFRNN with two layers of H units under euler and partitioned_euler. Each time is the median of ``--repeats``
+runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are interleaved (one run of every case per
+round), so a change of machine load affects all cases alike.
+Targets: euler <= 1.5x the floor, rk4 <= 4.5x, gated euler <= 2.5x, AFRNN 2xH euler <= 5x (its coupling
+matrix has 4x the multiply-adds); doubling T <= 2.2x euler.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField
+from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField, kernels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,19 +55,46 @@ def odernn_step(model: ODERNN) -> Callable[[Tensor], Tensor]:
     return lambda x: model(x)[1]
 
 
-def time_once(run: Callable[[Tensor], Tensor], x: Tensor) -> float:
-    start = time.perf_counter()
-    run(x).pow(2).sum().backward()
-    return time.perf_counter() - start
+def gemm_floor(batch: int, hidden: int) -> Callable[[Tensor], None]:
+    """The matrix products of one Euler forward+backward of an H-unit scan over the T steps of x, alone: T
+    products (B, H) x (H, H) forward, T backward, and the (H, T B) x (T B, H) weight gradient."""
+    weight, state = torch.randn(hidden, hidden) / hidden ** 0.5, torch.randn(batch, hidden)
+    buffers: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def run(x: Tensor) -> None:
+        steps = x.shape[1]
+        if steps not in buffers:
+            buffers[steps] = (torch.empty(steps, batch, hidden), torch.empty(steps, batch, hidden))
+        forward, backward = buffers[steps]
+        for t in range(steps):
+            torch.mm(state, weight, out=forward[t])
+        for t in range(steps):
+            torch.mm(state, weight, out=backward[t])
+        forward.view(-1, hidden).T @ backward.view(-1, hidden)
+    return run
 
 
-def interleaved_medians(cases: list[tuple[str, int, Callable[[Tensor], Tensor]]], inputs: dict[int, Tensor],
-                        repeats: int, warmup: int, progress: bool) -> dict[tuple[str, int], float]:
+def time_once(run: Callable[[Tensor], Optional[Tensor]], x: Tensor, walks: str) -> float:
+    with kernels.use(walks):
+        start = time.perf_counter()
+        out = run(x)
+        if out is not None:
+            out.pow(2).sum().backward()
+        return time.perf_counter() - start
+
+
+Case = tuple[str, int, Callable[[Tensor], Optional[Tensor]], str]
+"""(name, T, run(x), walks): ``run`` returns what the loss is taken of (None: it did its whole work itself);
+``walks`` is the ``odernn.kernels`` choice it runs under."""
+
+
+def interleaved_medians(cases: list[Case], inputs: dict[int, Tensor], repeats: int, warmup: int,
+                        progress: bool) -> dict[tuple[str, int], float]:
     """Median time per case over ``repeats`` rounds, each round timing every case once (after warm-up rounds)."""
-    samples: dict[tuple[str, int], list[float]] = {(name, T): [] for name, T, _ in cases}
+    samples: dict[tuple[str, int], list[float]] = {(name, T): [] for name, T, _, _ in cases}
     for round_ in tqdm(range(warmup + repeats), desc="benchmark rounds", disable=not progress):
-        for name, T, step in cases:
-            seconds = time_once(step, inputs[T])
+        for name, T, step, walks in cases:
+            seconds = time_once(step, inputs[T], walks)
             if round_ >= warmup:
                 samples[name, T].append(seconds)
     return {key: statistics.median(values) for key, values in samples.items()}
@@ -124,32 +154,44 @@ def run(args: argparse.Namespace) -> int:
     field = AntisymmetricField(m, hidden, gamma=0.01)
     gated = GatedAntisymmetricField(m, hidden, gamma=0.01)
     afrnn = AFRNNField(m, [hidden, hidden], gamma=0.01)
-    cases = [
-        ("torch.nn.RNN(tanh)", args.T, torch_rnn_step(nn.RNN(m, hidden, nonlinearity="tanh", batch_first=True))),
-        ("torch.nn.LSTM", args.T, torch_rnn_step(nn.LSTM(m, hidden, batch_first=True))),
-        ("ODERNN euler", args.T, odernn_step(ODERNN(field, "euler"))),
-        ("ODERNN euler, generic scan", args.T, odernn_step(ODERNN(field, "euler", fast_path=False))),
-        ("ODERNN rk4", args.T, odernn_step(ODERNN(field, "rk4"))),
-        ("ODERNN rk4, generic scan", args.T, odernn_step(ODERNN(field, "rk4", fast_path=False))),
-        ("ODERNN euler", 2 * args.T, odernn_step(ODERNN(field, "euler"))),
-        ("ODERNN gated euler", args.T, odernn_step(ODERNN(gated, "euler"))),
-        (f"ODERNN AFRNN 2x{hidden} euler", args.T, odernn_step(ODERNN(afrnn, "euler"))),
-        (f"ODERNN AFRNN 2x{hidden} partitioned_euler", args.T, odernn_step(ODERNN(afrnn, "partitioned_euler"))),
+    auto = "auto"
+    compiled = kernels.active(torch.device("cpu")) == "compiled"
+    T, H = args.T, hidden
+    cases: list[Case] = [
+        ("GEMM floor", T, gemm_floor(args.batch, hidden), auto),
+        ("torch.nn.RNN(tanh)", T, torch_rnn_step(nn.RNN(m, hidden, nonlinearity="tanh", batch_first=True)), auto),
+        ("torch.nn.LSTM", T, torch_rnn_step(nn.LSTM(m, hidden, batch_first=True)), auto),
+        ("ODERNN euler", T, odernn_step(ODERNN(field, "euler")), auto),
+        ("ODERNN euler, Python walks", T, odernn_step(ODERNN(field, "euler")), "python"),
+        ("ODERNN euler, generic scan", T, odernn_step(ODERNN(field, "euler", fast_path=False)), auto),
+        ("ODERNN rk4", T, odernn_step(ODERNN(field, "rk4")), auto),
+        ("ODERNN rk4, Python walks", T, odernn_step(ODERNN(field, "rk4")), "python"),
+        ("ODERNN rk4, generic scan", T, odernn_step(ODERNN(field, "rk4", fast_path=False)), auto),
+        ("ODERNN euler", 2 * T, odernn_step(ODERNN(field, "euler")), auto),
+        ("ODERNN gated euler", T, odernn_step(ODERNN(gated, "euler")), auto),
+        (f"ODERNN AFRNN 2x{H} euler", T, odernn_step(ODERNN(afrnn, "euler")), auto),
+        (f"ODERNN AFRNN 2x{H} partitioned_euler", T, odernn_step(ODERNN(afrnn, "partitioned_euler")), auto),
     ]
-    inputs = {T: torch.randn(args.batch, T, m) for T in (args.T, 2 * args.T)}
+    if not compiled:  # the Python-walk rows would repeat the fused rows
+        cases = [case for case in cases if case[3] != "python"]
+    inputs = {steps: torch.randn(args.batch, steps, m) for steps in (T, 2 * T)}
     times = interleaved_medians(cases, inputs, args.repeats, args.warmup, not args.no_progress)
-    base, euler = times["torch.nn.RNN(tanh)", args.T], times["ODERNN euler", args.T]
+    base, floor, euler = times["torch.nn.RNN(tanh)", T], times["GEMM floor", T], times["ODERNN euler", T]
     print(f"forward+backward, B={args.batch}, H={hidden}, m={m}, median of {args.repeats} after {args.warmup} "
-          f"warm-up, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| model | T | time (ms) | vs nn.RNN | vs ODERNN euler (same T) |")
-    print("|---|---|---|---|---|")
-    for (name, T), seconds in times.items():
-        same_t = times.get(("ODERNN euler", T), euler)
-        print(f"| {name} | {T} | {1e3 * seconds:.1f} | {seconds / base:.2f}x | {seconds / same_t:.2f}x |")
-    doubling = times["ODERNN euler", 2 * args.T] / euler
-    print(f"\ntargets: euler {euler / base:.2f}x nn.RNN (<= 1.0), "
-          f"rk4 {times['ODERNN rk4', args.T] / euler:.2f}x euler (<= 4.5), doubling T {doubling:.2f}x (<= 2.2), "
-          f"gated euler {times['ODERNN gated euler', args.T] / euler:.2f}x euler (<= 2.2), "
-          f"AFRNN euler {times[f'ODERNN AFRNN 2x{hidden} euler', args.T] / euler:.2f}x and partitioned_euler "
-          f"{times[f'ODERNN AFRNN 2x{hidden} partitioned_euler', args.T] / euler:.2f}x euler (<= 4.3)")
+          f"warm-up, torch {torch.__version__}, {torch.get_num_threads()} threads, fused scans: "
+          f"{'compiled' if compiled else 'Python'} walks\n")
+    print("| case | T | time (ms) | vs GEMM floor | vs nn.RNN | vs ODERNN euler (same T) |")
+    print("|---|---|---|---|---|---|")
+    for (name, steps), seconds in times.items():
+        same_t = times.get(("ODERNN euler", steps), euler)
+        floor_t = floor * steps / T
+        print(f"| {name} | {steps} | {1e3 * seconds:.1f} | {seconds / floor_t:.2f}x | {seconds / base:.2f}x | "
+              f"{seconds / same_t:.2f}x |")
+    doubling = times["ODERNN euler", 2 * T] / euler
+    ratio = {name: times[name, T] / floor for name in ("ODERNN euler", "ODERNN rk4", "ODERNN gated euler",
+                                                        f"ODERNN AFRNN 2x{H} euler")}
+    print(f"\ntargets against the GEMM floor: euler {ratio['ODERNN euler']:.2f}x (<= 1.5), "
+          f"rk4 {ratio['ODERNN rk4']:.2f}x (<= 4.5), gated euler {ratio['ODERNN gated euler']:.2f}x (<= 2.5), "
+          f"AFRNN 2x{H} euler {ratio[f'ODERNN AFRNN 2x{H} euler']:.2f}x (<= 5); euler {euler / base:.2f}x nn.RNN; "
+          f"doubling T {doubling:.2f}x (<= 2.2)")
     return 0

@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
+import os
+import platform
+import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -197,9 +201,10 @@ class PreparedRun:
 
 
 def data_identity(task: SequenceTask) -> dict[str, Any]:
-    """What identifies the data a run read: the resolved path of its files (None for data generated or
-    shipped with a package) and the SHA-256 of their content."""
-    return {"path": task.info.get("path"), "content_sha256": task.info.get("content_sha256")}
+    """What identifies the data a run read: the SHA-256 of its files' content (None for data generated or
+    shipped with a package, which the settings determine). Its place is free: a run continued in a later
+    session on another machine reads the same files from wherever they were fetched to."""
+    return {"content_sha256": task.info.get("content_sha256")}
 
 
 def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
@@ -256,6 +261,7 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
         atomic_write_json({**{name: snapshot(section) for name, section in run.record.items()}, "data": task.info,
                            "train_config": asdict(config), "parameters": n_params,
                            "world_size": context.world_size}, out_dir / CONFIG_FILE)
+        record_machine(out_dir, context.world_size)
     result = fit(model, classification_loss, task.train, task.val, config, out_dir, metrics=METRICS,
                  select="accuracy", resume=resume, batch_transform=task.batch_transform,
                  monitor={"test": task.test} if test_every_epoch else None)
@@ -276,6 +282,28 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
           f"validation {100 * result.best_value:.2f}%)" + (f"; paper {preset.paper_accuracy}%" if preset else ""),
           flush=True)
     return row, model, result
+
+
+MACHINE_FILE = "machine.json"
+
+
+def record_machine(out_dir: Path, world_size: int) -> None:
+    """Append the machine this start (or resume) trains on to ``machine.json``: a run that continues across
+    sessions may train on several, and its results row names them all. Not part of the resume rules."""
+    path = out_dir / MACHINE_FILE
+    entries = json.loads(path.read_text()) if path.is_file() else []
+    cpu = platform.processor() or platform.machine()
+    try:
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
+    from odernn import kernels
+    entries.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu, "cores": os.cpu_count(),
+                    "threads": torch.get_num_threads(), "world_size": world_size, "torch": torch.__version__,
+                    "scan": kernels.active(torch.device("cpu"))})
+    atomic_write_json(entries, path)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

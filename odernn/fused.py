@@ -30,15 +30,19 @@ g += dt gs_i C_i, also in place.
 
 Both are ``torch.autograd.Function``s whose hand-written backward is differentiable once. The gradient of
 A (C) is the sum over all steps and stages of gs_i^T Y_i: one large matmul at the end (two per block for
-Gauss-Seidel). Those of x, V and b are taken sample by sample inside the walk from g_u = dL/du summed over
-the sample's stages and substeps, while it is in cache (``InputGradients``). The last state is a separate
-output, so a loss on h_T alone (a classifier) adds nothing per step.
-The input projection happens inside, so the work buffers (projected inputs, stage records, pre-activation
-gradients) never leave this module and are reused across calls from a small pool: fresh buffers of this
-size cost page faults on every call. Saved buffers return to the pool only when the autograd node that
-saved them is freed, so retained graphs and repeated backward passes stay correct. The scans equal the
-generic ``solvers.rk_step`` and ``solvers.partitioned_euler_step`` scans (tested to rounding, and by
-gradcheck in float64).
+Gauss-Seidel). Those of x, V and b are large products too, of g_u = dL/du summed over each sample's stages
+and substeps (``input_gradients``). The last state is a separate output, so a loss on h_T alone (a
+classifier) adds nothing per step.
+
+The time loops themselves (the walks) exist twice with one signature: ``PythonWalks`` here and the compiled
+``csrc/fused_walks.cpp`` (``odernn.kernels`` chooses, once per process), which does each stage's elementwise
+work in one vectorised pass. The input projection happens inside, so the work buffers (projected inputs,
+states, stage records, pre-activation gradients) never leave this module and are reused across calls from a
+small pool: fresh buffers of this size cost page faults on every call. Saved buffers return to the pool only
+when the autograd node that saved them is freed, so retained graphs and repeated backward passes stay
+correct, and a returned buffer (the states) is handed out again only once its caller has let go of it. The
+scans equal the generic ``solvers.rk_step`` and ``solvers.partitioned_euler_step`` scans (tested to
+rounding, and by gradcheck in float64), under either walk.
 """
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ from torch.autograd.function import once_differentiable
 
 from solvers import ButcherTableau
 
+from . import kernels
+
 tanh_backward = torch.ops.aten.tanh_backward.grad_input
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 
@@ -61,14 +67,15 @@ class BufferPool:
     first. A request takes the smallest free buffer with room for it, so scans of different lengths, stage
     counts and batch sizes share the same few buffers instead of each faulting in fresh pages."""
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(self, capacity: int = 6) -> None:
         self.capacity = capacity
         self.free: list[Tensor] = []
 
     def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         size = math.prod(shape)
         fits = [i for i, buffer in enumerate(self.free)
-                if 0 < size <= buffer.numel() and buffer.dtype == like.dtype and buffer.device == like.device]
+                if 0 < size <= buffer.numel() and buffer.dtype == like.dtype and buffer.device == like.device
+                and not shared(buffer)]
         if not fits:
             return like.new_empty(shape)
         best = min(fits, key=lambda i: self.free[i].numel())
@@ -82,6 +89,13 @@ class BufferPool:
 
 
 POOL = BufferPool()
+
+
+def shared(buffer: Tensor) -> bool:
+    """Whether a pooled buffer's storage is still referenced outside the pool (e.g. the states a scan returned
+    and its caller kept): such a buffer is not handed out again. Where torch cannot tell, it counts as shared."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    return use_count is None or use_count(buffer.untyped_storage()._cdata) > 2  # the pool's tensor + this view
 
 
 def combine(terms: Sequence[tuple[float, Tensor]], out: Tensor, alias: bool = False) -> Tensor:
@@ -162,53 +176,24 @@ def check_explicit(tableau: ButcherTableau) -> None:
                          f"or above the diagonal of A (an implicit method)")
 
 
-class InputGradients:
-    """dL/dx, dL/dV and dL/db accumulated sample by sample inside the backward walk, while dL/du of the sample
-    (its stages and substeps summed: the held u_k is seen by all of them) is still in cache: dL/dx_k = g V,
-    dL/dV += g^T x_k, and a (B, w) running sum of g whose column sums are dL/db. Storing dL/du of every step
-    for large matmuls at the end would move it through memory three times. Values are dL/du / dt (the walks'
-    convention); ``result`` scales by dt."""
+def input_gradients(ctx, grad_u: Tensor, x: Tensor, weight: Tensor, dt: float) -> list[Optional[Tensor]]:
+    """dL/dx, dL/dV and dL/db from g = dL/du / dt (T, B, w) of every sample (its stages and substeps summed:
+    the held u_k is seen by all of them), as three large products after the walk: dL/dx_k = dt g_k V,
+    dL/dV = dt sum_k g_k^T x_k, dL/db = dt sum of g's rows."""
+    need_x, need_weight, need_bias = ctx.needs_input_grad[1:4]
+    flat = grad_u.reshape(-1, grad_u.shape[-1])
+    return [(grad_u @ weight).mul_(dt) if need_x else None,
+            (flat.T @ x.reshape(-1, x.shape[-1])).mul_(dt) if need_weight else None,
+            flat.sum(0).mul_(dt) if need_bias else None]
 
-    def __init__(self, ctx, x: Tensor, weight: Tensor, batch: int, parts: int) -> None:
-        self.need_x, self.need_weight, self.need_bias = ctx.needs_input_grad[1:4]
-        self.active = self.need_x or self.need_weight or self.need_bias
-        self.x, self.weight = x, weight
-        width = weight.shape[0]
-        self.grad_x = torch.empty_like(x) if self.need_x else None
-        self.grad_weight = torch.zeros_like(weight) if self.need_weight else None
-        self.bias_rows = weight.new_zeros(batch, width) if self.need_bias else None
-        self.total = weight.new_empty(batch, width) if parts > 1 else None  # sum over stages and substeps
-        self.empty = True
 
-    def add(self, grad_u: Tensor) -> None:
-        """One stage of one step: dL/du / dt (B, w)."""
-        if not self.active:
-            return
-        if self.total is None:
-            self.current = grad_u
-        elif self.empty:
-            self.total.copy_(grad_u)
-        else:
-            self.total.add_(grad_u)
-        self.empty = False
-
-    def finish(self, k: int) -> None:
-        """All stages and substeps of sample k are in."""
-        if not self.active:
-            return
-        total = self.current if self.total is None else self.total
-        if self.need_x:
-            torch.mm(total, self.weight, out=self.grad_x[k])
-        if self.need_weight:
-            self.grad_weight.addmm_(total.T, self.x[k])
-        if self.need_bias:
-            self.bias_rows.add_(total)
-        self.empty = True
-
-    def result(self, dt: float) -> list[Optional[Tensor]]:
-        return [None if self.grad_x is None else self.grad_x.mul_(dt),
-                None if self.grad_weight is None else self.grad_weight.mul_(dt),
-                None if self.bias_rows is None else self.bias_rows.sum(0).mul_(dt)]
+def per_sample(grad: Tensor, length: int) -> Tensor:
+    """(stages, steps, B, w) gradients summed over the stages and the substeps of each of ``length`` samples:
+    (T, B, w) (a view when there is one of each)."""
+    stages, steps, batch, width = grad.shape
+    if stages == 1 and steps == length:
+        return grad[0]
+    return grad.view(stages, length, steps // length, batch, width).sum((0, 2))
 
 
 def project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -218,76 +203,59 @@ def project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return projected
 
 
-class TanhRKScan(torch.autograd.Function):
-    """``apply(h0 (B, n), x (T, B, m), V (w n, m), b (w n,), A (n, n), dt, tableau, substeps, gated)``
-    ``-> (states (T, B, n), h_T)``; w = 2 when ``gated`` (u = [u_z, u_h]), else 1."""
+class PythonWalks:
+    """The fused scans' time loops in Python; ``csrc/fused_walks.cpp`` holds the same walks compiled, with
+    the same signatures (``odernn.kernels`` picks one). Every walk writes into the caller's buffers."""
 
     @staticmethod
-    def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
-                tableau: ButcherTableau, substeps: int, gated: bool) -> tuple[Tensor, Tensor]:
-        length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
-        steps, stages = length * substeps, tableau.stages
-        act = (GatedTanhActivation if gated else TanhActivation)(stages, batch, n, h0)
-        projected = project(x, weight, bias)
-        states = h0.new_empty(steps + 1, batch, n)
-        stage_inputs = POOL.take((stages - 1, steps, batch, n), h0)  # Y_2..Y_s of every step
-        records = POOL.take((stages, steps, batch, act.width * n), h0)
-        states[0] = h0
+    def rk_forward(states: Tensor, projected: Tensor, matrix: Tensor, stage_inputs: Tensor, records: Tensor,
+                   a: Sequence[float], b: Sequence[float], dt: float, substeps: int, gated: bool) -> None:
+        """states (steps + 1, B, n) with states[0] = h0; projected (T, B, w n); stage_inputs Y_2..Y_s
+        (s - 1, steps, B, n); records (s, steps, B, w n); a the s x s tableau row-major."""
+        steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
+        stages = len(b)
+        act = (GatedTanhActivation if gated else TanhActivation)(stages, batch, n, states)
         matrix_t = matrix.T
         ys, us, rec = states.unbind(0), projected.unbind(0), [r.unbind(0) for r in records]
         inputs = [None, *(y.unbind(0) for y in stage_inputs)]
-        rows = [[(dt * a, l) for l, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(tableau.A)]
-        weights = [(dt * w, i) for i, w in enumerate(tableau.b) if w != 0.0]
-        ks: list[Tensor] = [h0] * stages
+        rows = [[(dt * a[i * stages + l], l) for l in range(i) if a[i * stages + l] != 0.0] for i in range(stages)]
+        weights = [(dt * w, i) for i, w in enumerate(b) if w != 0.0]
+        ks: list[Tensor] = [ys[0]] * stages
         for j in range(steps):
             y, u = ys[j], us[j // substeps]
             for i in range(stages):
                 stage_input = y if i == 0 else combine([(1.0, y)] + [(c, ks[l]) for c, l in rows[i]], inputs[i][j])
                 ks[i] = act.forward(i, u, stage_input, matrix_t, rec[i][j])
             combine([(1.0, y)] + [(c, ks[i]) for c, i in weights], ys[j + 1])
-        POOL.give(projected)
-        weakref.finalize(ctx, POOL.give, records)
-        weakref.finalize(ctx, POOL.give, stage_inputs)
-        ctx.save_for_backward(states, stage_inputs, records, x, weight, matrix)
-        ctx.dt, ctx.tableau, ctx.substeps, ctx.gated = dt, tableau, substeps, gated
-        ctx.set_materialize_grads(False)
-        return states[substeps::substeps], states[-1].clone()
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
-        """Per step, gy' in ``grad_h`` and gy accumulated into ``grad_next`` (two buffers, swapped; the first
-        stage written writes gy' + gY_s, no copy); ``grad_s`` keeps dL/ds / dt of every stage and step for
-        dL/dA, and dL/du / dt goes to ``InputGradients`` (for tanh it is dL/ds itself; gated, a scratch row
-        of width 2n). A stage whose gY_i enters some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in
-        ``kept``, scale_i = dt * a_ip for the largest such p, so gk_p / dt = b_p gy' + kept_i is one fused
-        add."""
-        states, stage_inputs, records, x, weight, matrix = ctx.saved_tensors
-        dt, tableau, substeps, gated = ctx.dt, ctx.tableau, ctx.substeps, ctx.gated
+    def rk_backward(grad_h: Tensor, grad_states: Optional[Tensor], records: Tensor, matrix: Tensor,
+                    grad_s: Tensor, grad_u: Optional[Tensor], a: Sequence[float], b: Sequence[float], dt: float,
+                    substeps: int, gated: bool) -> Tensor:
+        """Returns dL/dh0 from ``grad_h`` = dL/dh_steps (used as a work buffer); writes dL/ds / dt of every
+        stage and step into ``grad_s`` (s, steps, B, n) and, gated, dL/du / dt into ``grad_u`` (s, steps, B,
+        2n); for tanh dL/du = dL/ds. Per step gy' sits in ``grad_h`` and gy is accumulated into ``grad_next``
+        (two buffers, swapped; the first stage written writes gy' + gY_s, no copy). A stage whose gY_i enters
+        some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the
+        largest such p, so gk_p / dt = b_p gy' + kept_i is one fused add."""
         act = GatedTanhActivation if gated else TanhActivation
-        stages, steps, batch, width = records.shape
-        n = matrix.shape[0]
-        a, b = tableau.A, tableau.b
+        stages, steps = records.shape[0], records.shape[1]
+        a = [list(a[i * stages:(i + 1) * stages]) for i in range(stages)]
         scale = [dt * next((c for c in reversed(row[:i]) if c != 0.0), 0.0) for i, row in enumerate(a)]
         uses = [[(dt * a[l][i] / scale[l], l) for l in range(i + 1, stages) if a[l][i] != 0.0]
                 for i in range(stages)]  # gk_i / dt = b_i gy' + sum_l uses * kept_l
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
         grad_next = torch.empty_like(grad_h)
-        inputs = InputGradients(ctx, x, weight, batch, stages * substeps)
-        grad_s = POOL.take((stages, steps, batch, n), records)
-        grad_u = grad_s.new_empty(batch, width) if gated else None
-        kept = grad_h.new_empty(stages, batch, n)
-        grad_k = grad_h.new_empty(batch, n)
+        kept = grad_h.new_empty(stages, *grad_h.shape)
+        grad_k = torch.empty_like(grad_h)
         rec, gs = [r.unbind(0) for r in records], [g.unbind(0) for g in grad_s]
+        gu = gs if grad_u is None else [g.unbind(0) for g in grad_u]
         for j in reversed(range(steps)):
             if grad_states is not None and (j + 1) % substeps == 0:
                 grad_h.add_(grad_states[(j + 1) // substeps - 1])
             first = True  # grad_next not yet written this step: the first write adds grad_h
             for i in reversed(range(stages)):
                 terms = [(b[i], grad_h)] + [(c, kept[l]) for c, l in uses[i]]
-                g_u = gs[i][j] if grad_u is None else grad_u
-                g = act.backward(combine(terms, grad_k, alias=True), rec[i][j], g_u, gs[i][j])
-                inputs.add(g_u)
+                g = act.backward(combine(terms, grad_k, alias=True), rec[i][j], gu[i][j], gs[i][j])
                 if scale[i]:
                     torch.addmm(kept[i], g, matrix, beta=0.0, alpha=scale[i], out=kept[i])
                     if first:
@@ -299,33 +267,16 @@ class TanhRKScan(torch.autograd.Function):
                 else:
                     grad_next.addmm_(g, matrix, alpha=dt)
                 first = False
-            if j % substeps == 0:
-                inputs.finish(j // substeps)
             grad_h, grad_next = grad_next, grad_h
-        grads = [grad_h, *inputs.result(dt), None]
-        if ctx.needs_input_grad[4]:
-            from_states = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
-            total = torch.addmm(from_states, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
-            grads[4] = total.mul_(dt)
-        POOL.give(grad_s)
-        return (*grads, None, None, None, None)
-
-
-class TanhGaussSeidelScan(torch.autograd.Function):
-    """``apply(h0 (B, n), x (T, B, m), V (n, m), b (n,), C (n, n), dt, sizes, substeps)``
-    ``-> (states (T, B, n), h_T)``: partitioned Euler over blocks of ``sizes``. The tanh outputs are kept
-    block-major, each block's (steps, B, n_i) contiguous (tanh_ of a strided column block is slow threaded)."""
+        return grad_h
 
     @staticmethod
-    def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
-                sizes: tuple[int, ...], substeps: int) -> tuple[Tensor, Tensor]:
-        length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
-        steps = length * substeps
-        act = TanhActivation(1, batch, n, h0)
-        projected = project(x, weight, bias)
-        states = h0.new_empty(steps + 1, batch, n)
-        acts = POOL.take((steps * batch * n,), h0)
-        states[0] = h0
+    def gs_forward(states: Tensor, projected: Tensor, matrix: Tensor, acts: Tensor, sizes: Sequence[int],
+                   dt: float, substeps: int) -> None:
+        """Partitioned Euler: states (steps + 1, B, n) with states[0] = h0, projected (T, B, n), acts the
+        block-major tanh outputs (steps * B * n)."""
+        steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
+        act = TanhActivation(1, batch, n, states)
         blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
         transposed = [matrix[block].T for block in blocks]  # C_i^T (n, n_i)
         ks = [block_major(acts, block, steps, batch).unbind(0) for block in blocks]
@@ -342,8 +293,102 @@ class TanhGaussSeidelScan(torch.autograd.Function):
                     torch.add(parts[i][j], k, alpha=dt, out=parts[i][j + 1])
                 else:
                     parts[i][j + 1].add_(k, alpha=dt)
+
+    @staticmethod
+    def gs_backward(grad_h: Tensor, grad_states: Optional[Tensor], acts: Tensor, grad_u: Tensor, matrix: Tensor,
+                    sizes: Sequence[int], dt: float, substeps: int) -> None:
+        """One gradient row ``grad_h`` (dL/dh_steps in, dL/dh0 out), updated in place block by block in
+        reverse; ``grad_u`` (steps, B, n) receives dL/du / dt = dL/ds / dt of every step."""
+        steps, batch = grad_u.shape[0], grad_u.shape[1]
+        blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
+        rows = [matrix[block] for block in blocks]  # C_i (n_i, n)
+        ks = [block_major(acts, block, steps, batch).unbind(0) for block in blocks]
+        gu_blocks = [grad_u[:, :, block].unbind(0) for block in blocks]
+        grad_blocks = [grad_h[:, block] for block in blocks]
+        for j in reversed(range(steps)):
+            if grad_states is not None and (j + 1) % substeps == 0:
+                grad_h.add_(grad_states[(j + 1) // substeps - 1])
+            for i in reversed(range(len(blocks))):
+                g = TanhActivation.backward(grad_blocks[i], ks[i][j], gu_blocks[i][j], None)
+                grad_h.addmm_(g, rows[i], alpha=dt)
+
+
+def walks(device: torch.device):
+    """The walks a scan on ``device`` runs: the compiled ones where ``odernn.kernels`` provides them."""
+    ops = kernels.compiled_ops() if device.type == "cpu" else None
+    return PythonWalks if ops is None else ops
+
+
+class TanhRKScan(torch.autograd.Function):
+    """``apply(h0 (B, n), x (T, B, m), V (w n, m), b (w n,), A (n, n), dt, tableau, substeps, gated)``
+    ``-> (states (T, B, n), h_T)``; w = 2 when ``gated`` (u = [u_z, u_h]), else 1."""
+
+    @staticmethod
+    def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
+                tableau: ButcherTableau, substeps: int, gated: bool) -> tuple[Tensor, Tensor]:
+        length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
+        steps, stages, width = length * substeps, tableau.stages, 2 if gated else 1
+        a = [float(c) for row in tableau.A for c in row]
+        b = [float(c) for c in tableau.b]
+        projected = project(x, weight, bias)
+        states = POOL.take((steps + 1, batch, n), h0)  # reused only once nothing outside holds it
+        stage_inputs = POOL.take((stages - 1, steps, batch, n), h0)  # Y_2..Y_s of every step
+        records = POOL.take((stages, steps, batch, width * n), h0)
+        states[0] = h0
+        walks(h0.device).rk_forward(states, projected, matrix, stage_inputs, records, a, b, dt, substeps, gated)
         POOL.give(projected)
-        weakref.finalize(ctx, POOL.give, acts)
+        for buffer in (states, records, stage_inputs):
+            weakref.finalize(ctx, POOL.give, buffer)
+        ctx.save_for_backward(states, stage_inputs, records, x, weight, matrix)
+        ctx.dt, ctx.a, ctx.b, ctx.substeps, ctx.gated = dt, a, b, substeps, gated
+        ctx.set_materialize_grads(False)
+        return states[substeps::substeps], states[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
+        """The walk leaves dL/ds / dt of every stage and step in ``grad_s`` (for dL/dA) and dL/du / dt in
+        ``grad_u`` (for tanh the same buffer; gated its own); the parameters' gradients are large products
+        after it."""
+        states, stage_inputs, records, x, weight, matrix = ctx.saved_tensors
+        dt, gated = ctx.dt, ctx.gated
+        stages, steps, batch, width = records.shape
+        n = matrix.shape[0]
+        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
+        grad_s = POOL.take((stages, steps, batch, n), records)
+        grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
+        grad_h0 = walks(states.device).rk_backward(grad_h, grad_states, records, matrix, grad_s, grad_u, ctx.a,
+                                                   ctx.b, dt, ctx.substeps, gated)
+        grads = [grad_h0, *input_gradients(ctx, per_sample(grad_s if grad_u is None else grad_u, x.shape[0]),
+                                           x, weight, dt), None]
+        if ctx.needs_input_grad[4]:
+            from_states = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
+            total = torch.addmm(from_states, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
+            grads[4] = total.mul_(dt)
+        POOL.give(grad_s)
+        if grad_u is not None:
+            POOL.give(grad_u)
+        return (*grads, None, None, None, None)
+
+
+class TanhGaussSeidelScan(torch.autograd.Function):
+    """``apply(h0 (B, n), x (T, B, m), V (n, m), b (n,), C (n, n), dt, sizes, substeps)``
+    ``-> (states (T, B, n), h_T)``: partitioned Euler over blocks of ``sizes``. The tanh outputs are kept
+    block-major, each block's (steps, B, n_i) contiguous (tanh_ of a strided column block is slow threaded)."""
+
+    @staticmethod
+    def forward(ctx, h0: Tensor, x: Tensor, weight: Tensor, bias: Tensor, matrix: Tensor, dt: float,
+                sizes: tuple[int, ...], substeps: int) -> tuple[Tensor, Tensor]:
+        length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
+        steps = length * substeps
+        projected = project(x, weight, bias)
+        states = POOL.take((steps + 1, batch, n), h0)
+        acts = POOL.take((steps * batch * n,), h0)
+        states[0] = h0
+        walks(h0.device).gs_forward(states, projected, matrix, acts, list(sizes), dt, substeps)
+        POOL.give(projected)
+        for buffer in (states, acts):
+            weakref.finalize(ctx, POOL.give, buffer)
         ctx.save_for_backward(states, acts, x, weight, matrix)
         ctx.dt, ctx.sizes, ctx.substeps = dt, sizes, substeps
         ctx.set_materialize_grads(False)
@@ -352,36 +397,21 @@ class TanhGaussSeidelScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
-        """One gradient row ``grad_h``, updated in place block by block in reverse; ``grad_u`` keeps
-        dL/du / dt = dL/ds / dt of every step (block i's columns from sweep i). dL/dC_i = dt sum gs_i^T z_i
+        """The walk leaves dL/du / dt = dL/ds / dt of every step in ``grad_u``. dL/dC_i = dt sum gs_i^T z_i
         with z_i's columns before block i from the new state and the rest from the old one: two large
         matmuls per block at the end."""
         states, acts, x, weight, matrix = ctx.saved_tensors
         dt, sizes, substeps = ctx.dt, ctx.sizes, ctx.substeps
         steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
-        blocks = [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]
-        rows = [matrix[block] for block in blocks]  # C_i (n_i, n)
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
         grad_u = POOL.take((steps, batch, n), acts)
-        ks = [block_major(acts, block, steps, batch).unbind(0) for block in blocks]
-        gu, gu_blocks = grad_u.unbind(0), [grad_u[:, :, block].unbind(0) for block in blocks]
-        grad_blocks = [grad_h[:, block] for block in blocks]
-        inputs = InputGradients(ctx, x, weight, batch, substeps)
-        for j in reversed(range(steps)):
-            if grad_states is not None and (j + 1) % substeps == 0:
-                grad_h.add_(grad_states[(j + 1) // substeps - 1])
-            for i in reversed(range(len(blocks))):
-                g = TanhActivation.backward(grad_blocks[i], ks[i][j], gu_blocks[i][j], None)
-                grad_h.addmm_(g, rows[i], alpha=dt)
-            inputs.add(gu[j])
-            if j % substeps == 0:
-                inputs.finish(j // substeps)
-        grads = [grad_h, *inputs.result(dt), None]
+        walks(states.device).gs_backward(grad_h, grad_states, acts, grad_u, matrix, list(sizes), dt, substeps)
+        grads = [grad_h, *input_gradients(ctx, per_sample(grad_u.unsqueeze(0), x.shape[0]), x, weight, dt), None]
         if ctx.needs_input_grad[4]:
             grad_c = matrix.new_empty(matrix.shape)
             flat_g = grad_u.view(-1, n)
             new, old = states[1:].reshape(-1, n), states[:-1].reshape(-1, n)
-            for block in blocks:
+            for block in [slice(o, o + s) for o, s in zip(offsets(sizes), sizes)]:
                 torch.mm(flat_g[:, block].T, new[:, :block.start], out=grad_c[block, :block.start])
                 torch.mm(flat_g[:, block].T, old[:, block.start:], out=grad_c[block, block.start:])
             grads[4] = grad_c.mul_(dt)

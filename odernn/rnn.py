@@ -168,11 +168,13 @@ class ODERNN(nn.Module):
             raise ValueError("h0 contains NaN or Inf values")
         return h0
 
-    def check_states(self, states: Tensor, grid: Grid) -> None:
-        """One finiteness test per forward on the stacked (T, B, n) states; locate the step only if it fires."""
-        finite = torch.isfinite(states.detach())
-        if bool(finite.all()):
+    def check_states(self, states: Tensor, last: Tensor, grid: Grid) -> None:
+        """One finiteness test per forward, on the last state h_T (B, n): every step is h' = h + dt * (a sum of
+        field values), so a non-finite state stays non-finite to the end (inf + finite = inf, inf - inf and
+        anything with NaN = NaN). Only when it fires are the stacked (T, B, n) states searched for the step."""
+        if bool(torch.isfinite(last.detach()).all()):
             return
+        finite = torch.isfinite(states.detach())
         step, sample = torch.nonzero(~finite.all(-1))[0].tolist()
         time = float(grid.times[sample, step + 1] if grid.per_sample else grid.times[step + 1])
         step += 1
@@ -196,6 +198,6 @@ class ODERNN(nn.Module):
             grid = Grid.observed(times, t0, x_tm.shape[1], x_tm.shape[0], x)
         states, h_n, self.last_stats = self.integrator.integrate(self.field, h, x_tm, grid, self.settings)
         if self.check_finite:
-            self.check_states(states, grid)
+            self.check_states(states, h_n, grid)
         outputs = states.transpose(0, 1) if self.batch_first else states
         return outputs, h_n

@@ -203,13 +203,34 @@ def test_fused_scan_buffers_survive_interleaved_calls(solver):
 def test_buffer_pool_reuses_the_smallest_storage_with_room():
     pool, like = BufferPool(capacity=2), torch.zeros(1)
     large, small = pool.take((4, 3), like), pool.take((2, 3), like)
+    large_ptr, small_ptr = large.untyped_storage().data_ptr(), small.untyped_storage().data_ptr()
     pool.give(large[1:])  # a view: its whole storage goes back
     pool.give(small)
+    del large, small  # nothing outside the pool holds them now
     assert pool.take((0, 3), like).numel() == 0 and len(pool.free) == 2  # empty requests take nothing
     reused = pool.take((1, 7), like)
-    assert reused.shape == (1, 7) and reused.untyped_storage().data_ptr() == large.untyped_storage().data_ptr()
-    assert pool.take((2, 3), like).untyped_storage().data_ptr() == small.untyped_storage().data_ptr()
-    assert pool.take((2, 3), like).untyped_storage().data_ptr() not in (large.data_ptr(), small.data_ptr())
+    assert reused.shape == (1, 7) and reused.untyped_storage().data_ptr() == large_ptr
+    assert pool.take((2, 3), like).untyped_storage().data_ptr() == small_ptr
+    assert pool.take((2, 3), like).untyped_storage().data_ptr() not in (large_ptr, small_ptr)
+
+
+def test_buffer_pool_never_hands_out_a_storage_still_held_outside():
+    """Scans return views of pooled states: while the caller keeps them, the storage is not reused."""
+    pool, like = BufferPool(capacity=2), torch.zeros(1)
+    states = pool.take((5, 3), like)
+    kept = states[1:]  # what a caller keeps
+    pool.give(states)
+    del states
+    fresh = pool.take((5, 3), like)
+    assert fresh.untyped_storage().data_ptr() != kept.untyped_storage().data_ptr()
+    del fresh, kept
+    assert len(pool.free) == 1 and pool.take((5, 3), like).numel() == 15 and not pool.free
+    model, x = ODERNN(AntisymmetricField(2, 3), "rk4"), data()
+    outputs = model(x)[0].detach()
+    expected = outputs.clone()
+    for _ in range(3):  # later forwards (and their backward) must not write into the kept outputs
+        model(torch.randn_like(x))[1].sum().backward()
+    assert torch.equal(outputs, expected)
 
 
 def test_batch_first_false_and_h0():

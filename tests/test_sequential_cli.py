@@ -52,7 +52,7 @@ def test_preset_gives_paper_row_and_flags_override():
         ("mnist", "afrnn", 128, 0.01, 0.001, "adagrad", 0.01)
     assert s.solver == "partitioned_euler"
     s = resolve_settings(_parse("--preset", "gated-pmnist", "--task", "digits-permuted", "--lr", "0.2"))
-    assert (s.task, s.model, s.lr, s.sigma_w) == ("digits-permuted", "gated", 0.2, 1.0)
+    assert (s.task, s.model, s.lr, s.sigma_w, s.gamma) == ("digits-permuted", "gated", 0.2, 8.0, 0.001)  # MNIST screen
     assert get_preset("antisymmetric-mnist").epochs_for(54_000, 128) == 119  # 50,000 iterations of 422 batches
     assert all(p.model in MODEL_NAMES and 0 < p.paper_accuracy < 100 for p in PRESETS.values())
 
