@@ -100,10 +100,17 @@ def interleaved_medians(cases: list[Case], inputs: dict[int, Tensor], repeats: i
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
+MIN_T = 10
+"""Shorter sequences time the calls' fixed overhead, not the scans: their ratios would mean nothing."""
+
+
 def check_args(args: argparse.Namespace) -> None:
     for name in ("T", "batch", "hidden", "input_size", "repeats"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.T < MIN_T and not (args.memory or args.epoch):
+        raise ValueError(f"--T must be >= {MIN_T} for the scan table (shorter sequences time the call overhead, "
+                         f"not the scans, so the ratios would mean nothing), got {args.T}")
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.warmup < 0:

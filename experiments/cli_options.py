@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from odernn.integrators import Settings
-from solvers.controller import StepController
-from solvers.errors import StepFailure, StiffnessError
+from solvers import StepController, StepFailure, StiffnessError
 
 
 # ---- flags derived from dataclasses ----------------------------------------------------------------------

@@ -23,7 +23,9 @@ import torch
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-_TEMPORARY = re.compile(r"^\..+\.tmp$")
+_TEMPORARY = re.compile(r"^\..+\.\d+-[a-z0-9_]{8}\.tmp$")
+"""The names ``atomic_path`` gives its temporaries (mkstemp's 8 random characters after ``<pid>-``): the sweep
+removes only these, never a user's own ``.draft.tmp``."""
 _PID = re.compile(r"\.(\d+)-[^.]*\.tmp$")
 
 

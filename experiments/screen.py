@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from experiments.cli_options import ERRORS, check_output_folder, report_error
 from experiments.io import atomic_write_json, atomic_write_text
-from experiments.sequential import RunSettings, add_data_arguments, apply_threads, load_task_from_args, train_and_test
+from experiments.sequential import (DataSettings, RunSettings, add_data_arguments, apply_threads, data_settings,
+                                    load_task_from_args, train_and_test)
 
 GRID = {"step_size": (0.01, 0.1, 1.0), "gamma": (0.001, 0.01, 0.1, 1.0), "sigma_w": (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
         "lr": (0.1, 0.2, 0.5, 1.0)}
@@ -48,9 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-SHARED = ("task", "model", "hidden_size", "optimizer", "batch_size", "epochs", "seed", "train_subset", "test_subset",
-          "val_fraction", "split_seed")
-"""The settings every point of a screen shares: a rerun into the same folder must repeat them."""
+SHARED = ("task", "model", "hidden_size", "optimizer", "batch_size", "epochs", "seed",
+          *(f.name for f in fields(DataSettings) if f.name != "data_root"))
+"""The settings every point of a screen shares (the data's, permutation and noise seeds included, derived from
+``DataSettings``): a rerun into the same folder must repeat them, and the data's content hash, since finished
+points are read back rather than retrained."""
 
 
 def _check_same_screen(record: Path, identity: dict) -> None:
@@ -71,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         _check_same_screen(args.out_dir / "screen.json", identity)
         apply_threads(args)
         task = load_task_from_args(args, args.task)
+        identity["data_sha256"] = task.info.get("content_sha256")
+        _check_same_screen(args.out_dir / "screen.json", identity)
+        if not (args.out_dir / "screen.json").is_file():  # the identity is on disk before the first point trains
+            atomic_write_json({"settings": identity, "rows": []}, args.out_dir / "screen.json")
         points = list(itertools.product(*(getattr(args, name) for name in GRID)))
         rows = []
         for i, values in enumerate(points):
@@ -86,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[{i + 1}/{len(points)}] {name}", flush=True)
                 try:  # a point killed mid-training left its checkpoint: continue it
                     row, _, _ = train_and_test(settings, task, run_dir, progress=not args.no_progress,
-                                               stability_check="off", resume=(run_dir / "checkpoint.pt").is_file())
+                                               stability_check="off", resume=(run_dir / "checkpoint.pt").is_file(),
+                                               data=data_settings(args))
                 except FloatingPointError as exc:  # a diverging grid point is a result, not a failure
                     row = {"val_accuracy": 0.0, "test_accuracy": 0.0, "diverged": str(exc).splitlines()[0]}
                     atomic_write_json(row, run_dir / "results.json")

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 import solvers
-from solvers.errors import StepFailure
+from solvers import StepFailure
 from experiments.cli_options import add_solver_arguments, check_output_file, solver_options
 from experiments.io import atomic_write_json
 from odernn import MODEL_NAMES, build_rnn
 from odernn.plots import amplification_figure, save_figure, stability_region_figure
-from odernn.stability import assess, check_stability
+from odernn.stability import check_stability
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary())
     title = (f"{args.model}, {args.solver}, eps={args.step_size}, gamma={args.gamma}: "
              f"max amplification {report.max_amplification:.4f}, {100 * report.fraction_outside:.1f}% outside")
-    if method.tableau is None:
+    if method.needs_jacobian:
         fig = amplification_figure(report.mu, report.z, title)
     else:
         methods = args.methods if args.methods else [args.solver]
-        fig = stability_region_figure(methods, report.z, assess(report.z, method)[1], title)
+        fig = stability_region_figure(methods, report.z, method.assess(report.z)[1], title)
     save_figure(fig, args.out)
     numbers = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("z", "worst_z", "mu")}
     numbers.update(worst_z=[report.worst_z.real, report.worst_z.imag], stable=report.stable,

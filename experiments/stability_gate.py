@@ -48,7 +48,7 @@ def check_budget(rnn: ODERNN, batch: int, length: int, steps: int = DEFAULT_STEP
     many of the ``batch`` sequences as the memory and eigenvalue budgets allow (at least one)."""
     n = rnn.field.state_size
     k = max(1, min(length, steps))
-    problems = 2 if rnn.method.kind == "partitioned" else 1
+    problems = 2 if rnn.method.needs_jacobian else 1  # eigenvalues of J, and of the one-step matrix
     sequences = min(batch, _MAX_JACOBIAN_ENTRIES // (k * n * n), _MAX_EIGEN_WORK // (problems * k * n ** 3))
     return max(1, sequences), k
 

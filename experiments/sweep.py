@@ -65,9 +65,11 @@ def measure(model: torch.nn.Module, task: SequenceTask, n_sequences: int, seed: 
             "max_real_eig": report.max_real_eig}
 
 
-def _solvers_of_kind(rows: list[dict], kind: str) -> list[str]:
-    """The solvers of the table's rows that are of ``kind`` (sorted, each once)."""
-    return sorted({row["solver"] for row in rows if row["solver"] and solvers.get_method(row["solver"]).kind == kind})
+def _solvers_where(rows: list[dict], capability: str) -> list[str]:
+    """The solvers of the table's rows whose method has ``capability`` ("adaptive", "implicit"; sorted, each
+    once)."""
+    return sorted({row["solver"] for row in rows
+                   if row["solver"] and getattr(solvers.get_method(row["solver"]), capability)})
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -93,12 +95,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
               "stability region", "max abs R(z)", "outside", "max Re lambda")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(k, row[k]) for k in COLUMNS) + " |" for row in rows]
-    adaptive = _solvers_of_kind(rows, "adaptive")
+    adaptive = _solvers_where(rows, "adaptive")
     if adaptive:
         lines += ["", f"Adaptive solvers ({', '.join(adaptive)}): NFE counts accepted and rejected steps; the "
                   "stability check uses the nominal step (one per input sample), which their controller shrinks "
                   "where the error estimate demands it."]
-    implicit = _solvers_of_kind(rows, "implicit")
+    implicit = _solvers_where(rows, "implicit")
     if implicit:
         lines += ["", f"Implicit solvers ({', '.join(implicit)}): Newton / sequence counts the iterations of one "
                   "forward pass (each one linear solve with the stage Jacobian; the rows of the batch iterate "

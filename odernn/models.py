@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Sequence, Union
 
 from torch import nn
@@ -23,10 +25,15 @@ from .fields import (AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetr
 from .rnn import ODERNN
 
 MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "lstm", "gru")
-ODERNN_OPTIONS = ("substeps", "interpolation", "rtol", "atol", "adjoint", "batch_first", "check_finite", "fast_path")
+ODERNN_OPTIONS = tuple(name for name in inspect.signature(ODERNN.__init__).parameters
+                       if name not in ("self", "field", "solver", "step_size"))
+"""Every keyword ODERNN takes beyond the field, solver and step (derived from its signature, so a new setting
+of ODERNN reaches build_rnn without a second list)."""
 SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
                 "ablation": UnstructuredField}
 MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField}
+LAYERED_MODELS = (*MULTI_LAYER, "lstm", "gru")
+"""The models that take ``num_layers``."""
 FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
                  "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
                  "ablation": ("gated", "sigma_w", "init"),

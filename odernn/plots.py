@@ -32,6 +32,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure gets the permissions of any other output
     try:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
         os.replace(tmp, path)

@@ -27,11 +27,11 @@ def resolve_method(name: str, field: VectorField, adjoint: bool) -> solvers.Meth
         method = solvers.get_method(name)
     except ValueError:
         raise ValueError(f"unknown solver {name!r}; known solvers: {', '.join(solvers.available())}") from None
-    if method.kind == "partitioned" and len(field.blocks) < 2:
+    if method.partitioned and len(field.blocks) < 2:
         raise ValueError(f"solver {name!r} needs a field with more than one block (layer); "
                          f"{type(field).__name__} has one. Use it with AFRNNField, FRNNField or "
                          f"StackedAntisymmetricField, or pick another solver")
-    if adjoint and method.kind != "adaptive":
+    if adjoint and not method.adaptive:
         raise ValueError(f"adjoint=True is available for the adaptive solvers "
                          f"({', '.join(solvers.available('adaptive'))}), not for {name!r}")
     return method

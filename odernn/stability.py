@@ -12,11 +12,12 @@ the whole imaginary axis at any step.
 
 :func:`check_stability` evaluates the Jacobian J_k = df/dh at every state h_{k-1} an ODERNN visits on an
 input x (with the input u_k it holds on that step), forms z = (step_size / substeps) * lambda(J_k) and
-holds it against the run's solver. Partitioned (Gauss-Seidel) Euler has no Butcher tableau and no scalar
-R(z): its one-step map on the linearisation is the amplification matrix
-M = (I - dt L)^{-1} (I + dt (D + U)) (L, D, U: the strictly lower, diagonal and strictly upper block parts
-of J over the field's blocks), and it is linearly stable where the spectral radius of M is <= 1; the report
-then states |mu(M)| in place of |R(z)|.
+holds it against the run's solver: the verdict is the method's own (``solvers.Method.assess``). Partitioned
+(Gauss-Seidel) Euler has no Butcher tableau and no scalar R(z): its one-step map on the linearisation is the
+amplification matrix M = (I - dt L)^{-1} (I + dt (D + U)) (L, D, U: the strictly lower, diagonal and strictly
+upper block parts of J over the field's blocks), and it is linearly stable where the spectral radius of M is
+<= 1; the report then states |mu(M)| in place of |R(z)|. Reversible Heun's one-step matrix on its state pair
+has eigenvalues z +- sqrt(z^2 + 1) (product -1): stable only on the imaginary segment [-i, i].
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ from tqdm.auto import tqdm
 import solvers
 
 __all__ = [
-    "field_jacobian", "trajectory_jacobians", "amplification", "partitioned_euler_amplification",
-    "StabilityReport", "check_stability", "assert_stable", "assess", "StabilityWarning",
+    "field_jacobian", "trajectory_jacobians",
+    "StabilityReport", "check_stability", "assert_stable", "StabilityWarning",
     "UnstableDiscretisationError", "evenly_spaced_steps",
 ]
 
@@ -103,32 +104,6 @@ def trajectory_jacobians(rnn: nn.Module, x: Tensor, h0: Tensor | None = None,
     return jac.reshape(B, T, n, n)
 
 
-def amplification(method: solvers.Method, z: np.ndarray) -> np.ndarray:
-    """|R(z)| of a Runge-Kutta method at complex z: R = P / Q from its tableau (a polynomial for explicit
-    tableaus, rational for implicit ones; ``inf`` at a pole of R)."""
-    if method.tableau is None:
-        raise ValueError(f"method {method.name!r} ({method.kind}) has no tableau and no scalar R(z); use "
-                         "partitioned_euler_amplification on the Jacobians instead")
-    return np.abs(np.asarray(solvers.stability_function(method.tableau)(np.asarray(z, dtype=complex))))
-
-
-def partitioned_euler_amplification(jac: Tensor, dt: float, blocks: tuple[slice, ...]) -> Tensor:
-    """Eigenvalues mu of M = (I - dt L)^{-1} (I + dt (D + U)), partitioned Euler's one-step map on dh/dt = J h.
-
-    jac ``(..., n, n)``; L / D / U are the strictly lower / diagonal / strictly upper block parts of J over
-    ``blocks`` (block 1 is updated first, block i sees the new blocks < i). Returns ``(..., n)`` complex.
-    """
-    n = jac.shape[-1]
-    owner = torch.empty(n, dtype=torch.long, device=jac.device)
-    for i, block in enumerate(blocks):
-        owner[block] = i
-    lower = (owner[:, None] > owner[None, :]).to(jac.dtype)
-    eye = torch.eye(n, dtype=jac.dtype, device=jac.device)
-    left = eye - dt * jac * lower
-    right = eye + dt * jac * (1 - lower)
-    return torch.linalg.eigvals(torch.linalg.solve(left, right))
-
-
 @dataclass
 class StabilityReport:
     """Where the run's z = step * lambda(J_k) lie relative to its solver's stability region.
@@ -146,6 +121,7 @@ class StabilityReport:
 
     method: str
     kind: str
+    adaptive: bool
     step: float
     n_states: int
     max_amplification: float
@@ -171,7 +147,7 @@ class StabilityReport:
     def summary(self) -> str:
         """One readable paragraph with the numbers."""
         adaptive = (" The method is adaptive: these numbers are for the nominal step; its controller shrinks the"
-                    " step where the error estimate demands it." if self.kind == "adaptive" else "")
+                    " step where the error estimate demands it." if self.adaptive else "")
         where = (f"the worst is at sequence step {self.worst_step} of sample {self.worst_sample}"
                  f" (z = {self.worst_z.real:.4g}{self.worst_z.imag:+.4g}i)")
         return (f"Discretisation {self.method} with step {self.step:.4g} is {self.verdict} ({self.criterion}) "
@@ -183,22 +159,6 @@ class StabilityReport:
         if self.steps_total is None:
             return ""
         return f" ({self.z.shape[1]} evenly spaced of the {self.steps_total} steps of each sequence)"
-
-
-def assess(z: np.ndarray, method: solvers.Method, *, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-eigenvalue amplification and outside-mask for z (any shape).
-
-    Runge-Kutta methods, explicit or implicit: |R(z)| and ``~solvers.in_stability_region`` (which tests
-    |P(z)| <= |Q(z)|, so a pole of R counts as outside without dividing by zero). Partitioned Euler: pass the
-    amplification-matrix eigenvalues ``mu`` (same shape as z); outside where |mu| > 1 + 1e-12.
-    """
-    if method.tableau is None:
-        if mu is None:
-            raise ValueError(f"{method.name!r} has no R(z): pass mu, the eigenvalues of its amplification matrix")
-        amp = np.abs(mu)
-        return amp, amp > 1.0 + 1e-12
-    inside = np.asarray(solvers.in_stability_region(method.tableau, z), dtype=bool)
-    return amplification(method, z), ~inside
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -269,18 +229,17 @@ def _check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None, sample_steps:
     lam = _in_chunks(torch.linalg.eigvals, jac, progress, "stability check: eigenvalues")
     z = (dt * lam).cpu().numpy()
     blocks = tuple(rnn.field.blocks)
-    mu = (_in_chunks(lambda j: partitioned_euler_amplification(j, dt, blocks), jac, progress,
-                     "stability check: one-step matrices").cpu().numpy() if method.tableau is None else None)
-    amp, outside = assess(z, method, mu=mu)
+    mu = (_in_chunks(lambda j: method.one_step_eigenvalues(j, dt, blocks), jac, progress,
+                     "stability check: one-step matrices").cpu().numpy() if method.needs_jacobian else None)
+    amp, outside = method.assess(z, mu)
     sample, step, _ = np.unravel_index(int(np.argmax(amp)), amp.shape)
     worst = int(np.argmax(amp[sample, step]))
     return StabilityReport(
-        method=method.name, kind=method.kind, step=dt, n_states=int(z.shape[0] * z.shape[1]),
+        method=method.name, kind=method.kind, adaptive=method.adaptive, step=dt, n_states=int(z.shape[0] * z.shape[1]),
         max_amplification=float(amp.max()), fraction_outside=float(outside.mean()),
         worst_step=int(steps[step]), worst_sample=int(sample), worst_z=complex(z[sample, step, worst]),
         max_real_eig=float(lam.real.max().item()), z=z,
-        criterion="|R(z)| <= 1" if method.tableau is not None else
-        "spectral radius of the partitioned-Euler amplification matrix <= 1",
+        criterion=method.criterion,
         mu=mu, steps_total=total if sampled else None,
     )
 

@@ -45,8 +45,10 @@ from solvers.tableaus import ButcherTableau
 NONFINITE_RETRIES = 3
 """Consecutive attempts with non-finite stages (f finite at the step's start) before the solve gives up; each
 retry shrinks the step by the controller's ``min_factor``."""
-UNDERFLOW = 1e-14
-"""A step size below UNDERFLOW * max(1, |t|) stops the solve."""
+UNDERFLOW_EPS = 64
+"""A step size below UNDERFLOW_EPS * eps * max(1, |t|), eps the machine epsilon of the state's (and time's)
+dtype, stops the solve: t + dt no longer moves t by more than a few units in the last place (1.4e-14 in
+float64, 7.6e-6 in float32). Judged after every rejected attempt, for a large error and for NaN/Inf alike."""
 
 
 class Step(NamedTuple):
@@ -85,6 +87,7 @@ class EmbeddedRK:
     def start(self, f: Field, t0: Tensor, y0: Tensor, first_step: Optional[float] = None) -> None:
         """Begin at (t0, y0); the first step is ``first_step`` (a magnitude) or Hairer's starting step."""
         self.t, self.t_host, self.y = t0, float(t0.detach()), y0
+        self.underflow = UNDERFLOW_EPS * torch.finfo(y0.dtype).eps
         if first_step is None:
             self.k0 = f(t0, y0)
             self.h = self.controller.initial_step(f, t0, y0, self.k0, self.tableau.order, self.direction, self.norm)
@@ -123,9 +126,7 @@ class EmbeddedRK:
             self.rejected += 1
             self.callbacks.call("reject", t0, y0, dt)
             self.h, self.k0 = dt_mag * factor, ks[0]
-            if self.h <= UNDERFLOW * max(1.0, abs(self.t_host)):
-                raise RuntimeError(f"adaptive step size underflow (dt={self.h:.3g}) at t={self.t_host:.6g}: the "
-                                   f"problem is too stiff for {self.tableau.name!r} or its solution blows up")
+            self._check_underflow()
             return None
         self.accepted += 1
         self.callbacks.call("accept", t0, y0, dt)
@@ -134,6 +135,8 @@ class EmbeddedRK:
         self.k0 = None if landed or not self.tableau.is_fsal else ks[-1]
         if test and self.stiffness.update(values[2]):
             self._stiff(values[2], dt_mag)
+        if not landed:  # accepted steps that no longer move t (a blow-up ahead) stop the solve as well
+            self._check_underflow()
         return Step(t0, y0, dt, ks, t1, y1, landed)
 
     def _clip(self, end: Optional[Tensor]) -> tuple[Union[float, Tensor], float, bool]:
@@ -162,6 +165,19 @@ class EmbeddedRK:
                                      f"{float(k1.abs().amax()):.3g}): the solution blows up, or f overflows or leaves "
                                      f"its domain near it; check f or pass a smaller first_step")
         self.h, self.k0 = dt_mag * self.controller.min_factor, k1
+        if self._underflow():  # f turns NaN/Inf just ahead: steps would creep towards that time forever
+            raise FloatingPointError(f"the stages turn NaN/Inf just after {where}, even at dt={self.h:.3g} (the "
+                                     f"step size underflowed while f at the step's start stayed finite): f is not "
+                                     f"finite past that time, or the solution blows up there")
+
+    def _underflow(self) -> bool:
+        return self.h <= self.underflow * max(1.0, abs(self.t_host))
+
+    def _check_underflow(self) -> None:
+        if self._underflow():
+            raise RuntimeError(f"adaptive step size underflow (dt={self.h:.3g}) at t={self.t_host:.6g} (step "
+                               f"{self.accepted + self.rejected}, {self.accepted} accepted): the problem is too stiff "
+                               f"for {self.tableau.name!r} or its solution blows up")
 
     def _stiff(self, h_lambda: float, dt_mag: float) -> None:
         remaining = "" if self.t_final is None else \

@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _row(name: str, args: argparse.Namespace, problem, t: torch.Tensor, exact: torch.Tensor,
          backend: str = "odernn") -> tuple[str, ...]:
     method = get_method({"rk4": "rk38"}.get(name, name) if backend == "torchdiffeq" else name)
-    adaptive = method.kind == "adaptive"
+    adaptive = method.adaptive
     ys, stats = odeint(problem.f, problem.y0, t, method=name, step_size=None if adaptive else args.step_size,
                        rtol=args.rtol, atol=args.atol, return_stats=True, backend=backend,
-                       partition=(args.dim // 2, args.dim - args.dim // 2) if method.kind == "partitioned" else None)
+                       **method.select(partition=(args.dim // 2, args.dim - args.dim // 2)))
     order = method.order
     setting = f"rtol={args.rtol:g}" if adaptive else f"h={args.step_size:g}"
     steps = ("?", "?", "?") if backend == "torchdiffeq" else (str(stats.n_accepted), str(stats.n_rejected),

@@ -172,7 +172,7 @@ def odeint_event(f: Callable[[Tensor, State], State], y0: State, t0: Union[Tenso
                                       adjoint, plan.adjoint_kwargs, event_fn=event_fn, reverse_time=reverse_time)
         return (event_t, solution, SolveStats(nfe=field.nfe)) if return_stats else (event_t, solution)
     event = EventFunction(event_fn, plan.spec, plan.t[0], plan.y0)
-    march = (AdaptiveMarch if plan.method.kind == "adaptive" else FixedMarch)(field, plan, direction)
+    march = (AdaptiveMarch if plan.method.adaptive else FixedMarch)(field, plan, direction)
     event_t, y_event = _locate(event, march, plan, event_tol)
     solution = plan.spec.unflatten(torch.stack([plan.y0, y_event]), (2,))
     if not return_stats:

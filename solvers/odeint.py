@@ -94,7 +94,7 @@ def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequ
         ys = tdq.solve(field, y0, plan.t, plan.tdq_method, plan.rtol, plan.atol, plan.tdq_options, adjoint,
                        plan.adjoint_kwargs)
         return (ys, SolveStats(nfe=field.nfe)) if return_stats else ys
-    if plan.method.kind == "adaptive":
+    if plan.method.adaptive:
         ys, stats = integrate_adaptive(field, plan.y0, plan.t, plan.method.tableau, plan.controller, plan.first_step,
                                        plan.jumps, plan.norm)
         stats = replace(stats, nfe=field.nfe)

@@ -20,7 +20,10 @@ translated to its ``dfactor``/``ifactor``.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+if TYPE_CHECKING:
+    from solvers.methods import Method
 
 ADAPTIVE = ("safety", "min_factor", "max_factor", "first_step", "norm", "stiffness_interval")
 FIXED = ("step_size",)
@@ -47,16 +50,18 @@ def merge(options: Optional[Mapping[str, Any]], keywords: Mapping[str, Any]) -> 
     return {**options, **keywords}
 
 
-def for_our_backend(kind: str, method: str, options: Mapping[str, Any], allowed_arguments: tuple[str, ...]
+def for_our_backend(spec: "Method", options: Mapping[str, Any], allowed_arguments: tuple[str, ...]
                     ) -> dict[str, Any]:
-    """The options of ``method`` (of ``kind``) for our backend under our names (aliases resolved).
+    """The options of method ``spec`` for our backend under our names (aliases resolved): the controller's
+    for an adaptive method, ``step_size`` for the others.
 
     ``allowed_arguments`` are odeint's own keyword arguments, listed in the error for an unknown key.
     """
-    own = ADAPTIVE if kind == "adaptive" else FIXED
-    aliases = ALIASES if kind == "adaptive" else {}
+    method = spec.name
+    own = ADAPTIVE if spec.adaptive else FIXED
+    aliases = ALIASES if spec.adaptive else {}
     allowed = ", ".join((*own, *aliases))
-    label = "fixed-step" if kind == "fixed" else kind
+    label = {"fixed": "fixed-step"}.get(spec.kind, spec.kind)
     resolved: dict[str, Any] = {}
     for key, value in options.items():
         if key in UNSUPPORTED:

@@ -21,7 +21,7 @@ from solvers.implicit import NewtonOptions
 from solvers.jumps import check_jumps
 from solvers.pytree import Norm, State, TreeSpec, rms_norm
 from solvers.registry import Method, get_method
-from solvers.steppers import Stepper, make_stepper
+from solvers.methods import Stepper
 from solvers.validate import check_state, check_times, check_tolerance
 
 BACKENDS = ("odernn", "torchdiffeq")
@@ -61,7 +61,7 @@ class Plan:
 
     def stepper(self) -> Stepper:
         """A fresh stepper of our non-adaptive ``method`` (it carries its own counters)."""
-        return make_stepper(self.method, **self.stepper_args)
+        return self.method.stepper(**self.stepper_args)
 
 
 def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method: str, step_size: Optional[float],
@@ -99,7 +99,7 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         return plan
     tdq.adjoint_arguments(f, False, backend, "", dict(adjoint_arguments))  # refuses them without adjoint
     plan.method = spec_method = get_method(method)
-    resolved = option_rules.for_our_backend(spec_method.kind, method, merged, odeint_arguments)
+    resolved = option_rules.for_our_backend(spec_method, merged, odeint_arguments)
     if "step_size" in resolved:
         if step_size is not None:
             raise ValueError("step_size given twice: as step_size= and as options['step_size']")
@@ -112,11 +112,8 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         if jumps is not None:
             raise ValueError("jumps given twice: as jumps= and as options['jump_t']")
         plan.jumps = check_jumps(resolved.pop("jumps"), times)
-    if spec_method.kind == "adaptive":
-        if partition is not None or newton is not None:
-            make_stepper(spec_method, partition=partition, newton=newton)  # raises, naming the misplaced option
-        if batch_rows:
-            raise ValueError(f"batch_rows is used by the implicit methods only, not by adaptive {method!r}")
+    if spec_method.adaptive:
+        spec_method.check_options(partition=partition, newton=newton, batch_rows=batch_rows)
         first_step = resolved.pop("first_step", None)
         plan.first_step = None if first_step is None else _positive("first_step", first_step)
         norm = resolved.pop("norm", None)

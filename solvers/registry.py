@@ -1,50 +1,48 @@
-"""The one registry that resolves solver names (``odeint(method=...)``, ``ODERNN(solver=...)``)."""
+"""The one registry that resolves solver names (``odeint(method=...)``, ``ODERNN(solver=...)``) to method
+objects (``solvers.methods``). The class of a tableau method is chosen here, once, from its tableau."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
+from solvers.methods import EmbeddedRK, ExplicitRK, ImplicitRK, Method, PartitionedEuler, ReversibleHeun
 from solvers.tableaus import TABLEAUS, ButcherTableau
 
-KINDS = ("fixed", "adaptive", "implicit", "partitioned", "reversible")
+CLASSES: dict[str, type[Method]] = {cls.kind: cls for cls in
+                                    (ExplicitRK, EmbeddedRK, ImplicitRK, PartitionedEuler, ReversibleHeun)}
+KINDS = tuple(CLASSES)
+"""The kinds' labels, for ``available(kind)``: fixed, adaptive, implicit, partitioned, reversible."""
 
 
-@dataclass(frozen=True)
-class Method:
-    """A named solver: ``kind`` is "fixed" (explicit RK on a grid), "adaptive" (embedded RK with error
-    control), "implicit" (implicit RK on a grid, stages solved by Newton's method), "partitioned"
-    (Gauss-Seidel Euler over blocks) or "reversible" (reversible Heun, ``solvers.reversible``: a state pair
-    that can be run backwards exactly); the last two have no tableau (``tableau`` is None)."""
-
-    name: str
-    kind: str
-    tableau: Optional[ButcherTableau]
-    order: int = 0
-
-    def __post_init__(self) -> None:
-        """``order`` defaults to the tableau's (methods without one give theirs explicitly)."""
-        if not self.order and self.tableau is not None:
-            object.__setattr__(self, "order", self.tableau.order)
+def _tableau_method(name: str, tableau: ButcherTableau) -> Method:
+    cls = EmbeddedRK if tableau.is_adaptive else ExplicitRK if tableau.is_explicit else ImplicitRK
+    return cls(name, tableau)
 
 
-def _kind(tableau: ButcherTableau) -> str:
-    if tableau.is_adaptive:
-        return "adaptive"
-    return "fixed" if tableau.is_explicit else "implicit"
+def method_of_tableau(tableau: ButcherTableau) -> Method:
+    """The registered method with this tableau, else a new (unregistered) one of the class it implies."""
+    for method in _METHODS.values():
+        if method.tableau == tableau:
+            return method
+    return _tableau_method(tableau.name, tableau)
 
 
 _METHODS: dict[str, Method] = {
-    **{name: Method(name, _kind(tab), tab) for name, tab in TABLEAUS.items()},
-    "partitioned_euler": Method("partitioned_euler", "partitioned", None, order=1),
-    "reversible_heun": Method("reversible_heun", "reversible", None, order=2),
+    **{name: _tableau_method(name, tab) for name, tab in TABLEAUS.items()},
+    "partitioned_euler": PartitionedEuler("partitioned_euler", order=1),
+    "reversible_heun": ReversibleHeun("reversible_heun", order=2),
 }
 
 
 def available(kind: Optional[str] = None) -> list[str]:
-    """Every registered method name, or those of one ``kind`` (``KINDS``)."""
-    if kind is not None and kind not in KINDS:
+    """Every registered method name, or those of one kind (``KINDS``)."""
+    if kind is not None and kind not in CLASSES:
         raise ValueError(f"unknown method kind {kind!r}; known kinds: {', '.join(KINDS)}")
-    return [name for name, m in _METHODS.items() if kind is None or m.kind == kind]
+    return [name for name, m in _METHODS.items() if kind is None or isinstance(m, CLASSES[kind])]
+
+
+def methods_taking(option: str) -> list[str]:
+    """The methods that take the ``odeint`` option ``option`` (for error messages)."""
+    return [name for name, m in _METHODS.items() if option in m.options]
 
 
 def get_method(name: str) -> Method:

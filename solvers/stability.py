@@ -22,7 +22,7 @@ import numpy as np
 from numpy.polynomial import polynomial as npoly
 from scipy.optimize import brentq
 
-from solvers.registry import Method, get_method, get_tableau
+from solvers.registry import Method, get_method, get_tableau, method_of_tableau
 from solvers.tableaus import ButcherTableau
 
 MethodLike = Union[str, Method, ButcherTableau]
@@ -34,9 +34,18 @@ def _tableau(method: MethodLike) -> ButcherTableau:
         return method
     name = method.name if isinstance(method, Method) else method
     if get_method(name).tableau is None:
-        raise ValueError(f"method {name!r} is partitioned and has no Butcher tableau, so no stability "
+        raise ValueError(f"method {name!r} ({get_method(name).kind}) has no Butcher tableau, so no stability "
                          f"function R(z); stability functions exist for methods with a tableau")
     return get_tableau(name)
+
+
+def _method(method: MethodLike) -> Method:
+    """The method object of a name, a method, or a bare tableau (its registered method, else a new one)."""
+    if isinstance(method, Method):
+        return method
+    if isinstance(method, ButcherTableau):
+        return method_of_tableau(method)
+    return get_method(method)
 
 
 def _det_one_minus_z(M: list[list[Fraction]]) -> list[Fraction]:
@@ -143,20 +152,24 @@ def plot_stability_region(methods: Union[MethodLike, Sequence[MethodLike]],
 
     if isinstance(methods, (str, Method, ButcherTableau)):
         methods = [methods]
-    tableaus = [_tableau(m) for m in methods]
+    objects = [_method(m) for m in methods]
+    for method in objects:
+        if method.needs_jacobian:
+            raise ValueError(f"method {method.name!r} has no stability region in the z = dt * lambda plane: its "
+                             f"one-step map depends on the block structure of the Jacobian")
     if ax is None:
         ax = Figure(figsize=(6, 5)).add_subplot()
     eig = None if eigenvalues is None else np.asarray(eigenvalues, dtype=complex).ravel()
-    half = _plot_half_width(tableaus, eig)
+    half = _plot_half_width(objects, eig)
     x = np.linspace(-half, half, resolution)
     Z = x[None, :] + 1j * x[:, None]
-    colors = [f"C{i}" for i in range(len(tableaus))]
+    colors = [f"C{i}" for i in range(len(objects))]
     handles = []
-    for tab, color in zip(tableaus, colors):
-        modulus = np.minimum(np.nan_to_num(np.abs(stability_function(tab)(Z)), nan=1e3, posinf=1e3), 1e3)
+    for method, color in zip(objects, colors):
+        modulus = np.minimum(np.nan_to_num(method.amplification(Z), nan=1e3, posinf=1e3), 1e3)
         ax.contourf(x, x, modulus, levels=[0.0, 1.0], colors=[color], alpha=0.2)
         ax.contour(x, x, modulus, levels=[1.0], colors=[color], linewidths=1.5)
-        handles.append(Patch(facecolor=color, edgecolor=color, alpha=0.5, label=tab.name))
+        handles.append(Patch(facecolor=color, edgecolor=color, alpha=0.5, label=method.name))
     if eig is not None:
         handles.append(ax.scatter(eig.real, eig.imag, s=12, c="k", marker="x", zorder=3,
                                   label=r"$\Delta t\,\lambda$"))
@@ -165,12 +178,12 @@ def plot_stability_region(methods: Union[MethodLike, Sequence[MethodLike]],
     ax.set_aspect("equal")
     ax.set_xlabel("Re z")
     ax.set_ylabel("Im z")
-    ax.set_title("stability regions |R(z)| <= 1")
+    ax.set_title("stability regions: one-step growth <= 1")
     ax.legend(handles=handles, loc="upper left", fontsize="small")
     return ax
 
 
-def _plot_half_width(tableaus: Sequence[ButcherTableau], eig: Optional[np.ndarray]) -> float:
+def _plot_half_width(methods: Sequence[Method], eig: Optional[np.ndarray]) -> float:
     """Half-width of a square view holding every eigenvalue and every bounded region (found on a coarse grid).
 
     A region that reaches the edge of the coarse grid is unbounded (implicit methods): the view then holds
@@ -181,8 +194,8 @@ def _plot_half_width(tableaus: Sequence[ButcherTableau], eig: Optional[np.ndarra
     edge = np.zeros(Z.shape, bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     extent = 1.0
-    for tab in tableaus:
-        inside = in_stability_region(tab, Z)
+    for method in methods:
+        inside = ~method.outside(Z)
         shown = inside if not inside[edge].any() else ~inside if not (~inside)[edge].any() else None
         if shown is not None and shown.any():
             extent = max(extent, np.abs(Z[shown].real).max(), np.abs(Z[shown].imag).max())

@@ -80,7 +80,7 @@ def test_energy_command_writes_table_json_and_plot(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--fixed-solvers", "dopri5"], "--fixed-solvers takes fixed-step explicit or implicit methods, got 'dopri5'"),
+    (["--fixed-solvers", "dopri5"], "--fixed-solvers takes fixed-step methods of the whole state, got 'dopri5'"),
     (["--adaptive-solvers", "rk4"], "--adaptive-solvers takes adaptive methods, got 'rk4'"),
     (["--fixed-solvers", "gauss_legendre6"], "unknown method 'gauss_legendre6'"),
     (["--step-size", "0"], "--step-size must be a positive finite number"),

@@ -31,3 +31,13 @@ def test_the_design_of_record_is_in_the_repository():
     for heading in ("Time and input alignment", "Integrators", "Conventions"):
         assert heading in design
 
+
+
+def test_odernn_and_experiments_use_only_what_solvers_exports():
+    """``solvers``' internals may move (they did: the method classes); its users import from its front."""
+    root = Path(__file__).resolve().parents[1]
+    internal = re.compile(r"^\s*(from solvers\.|import solvers\.)")
+    offenders = [f"{path.relative_to(root)}:{number}"
+                 for package in ("odernn", "experiments") for path in sorted((root / package).rglob("*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if internal.match(line)]
+    assert not offenders, offenders

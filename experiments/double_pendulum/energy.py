@@ -57,13 +57,14 @@ def check_settings(fixed: Sequence[str], adaptive: Sequence[str], step_size: flo
                    t_end: float, sample_every: float, checkpoints: Sequence[float], n: int) -> None:
     """ValueError naming the first bad setting (before any solve runs)."""
     for name in fixed:
-        kind = get_method(name).kind
-        if kind not in ("fixed", "implicit"):
-            raise ValueError(f"--fixed-solvers takes fixed-step explicit or implicit methods, got {name!r} ({kind})")
+        method = get_method(name)
+        if method.adaptive or method.partitioned:
+            raise ValueError(f"--fixed-solvers takes fixed-step methods of the whole state, got {name!r} "
+                             f"({method.kind})")
     for name in adaptive:
-        kind = get_method(name).kind
-        if kind != "adaptive":
-            raise ValueError(f"--adaptive-solvers takes adaptive methods, got {name!r} ({kind})")
+        method = get_method(name)
+        if not method.adaptive:
+            raise ValueError(f"--adaptive-solvers takes adaptive methods, got {name!r} ({method.kind})")
     if not fixed and not adaptive:
         raise ValueError("nothing to run: give at least one of --fixed-solvers and --adaptive-solvers")
     for flag, value in (("--step-size", step_size), ("--t-end", t_end), ("--sample-every", sample_every),
@@ -111,9 +112,8 @@ def energy_study(n: int = 8, seed: int = 0, t_end: float = 100.0, sample_every: 
     t = torch.as_tensor(times, dtype=torch.float64)
     plans: list[tuple[str, dict[str, Any], str, float | None, float | None]] = []
     for name in fixed:
-        rows = get_method(name).kind == "implicit"
-        plans.append((name, dict(step_size=step_size, batch_rows=rows), f"{name}, h = {step_size:g} s", step_size,
-                      None))
+        plans.append((name, dict(step_size=step_size, **get_method(name).select(batch_rows=True)),
+                      f"{name}, h = {step_size:g} s", step_size, None))
     for name in adaptive:
         for tol in tolerances:
             plans.append((name, dict(rtol=tol, atol=tol), f"{name}, tol = {tol:g}", None, tol))
@@ -146,7 +146,7 @@ def markdown(times: np.ndarray, runs: list[EnergyRun], checkpoints: Sequence[flo
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         cells = [run.label, *(f"{run.max_error_until(times, c):.2e}" for c in marks), str(run.nfe),
-                 str(run.n_steps), str(run.n_newton) if run.kind == "implicit" else "-", f"{run.seconds:.1f}"]
+                 str(run.n_steps), str(run.n_newton) if "newton" in get_method(run.method).options else "-", f"{run.seconds:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

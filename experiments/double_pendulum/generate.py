@@ -76,8 +76,9 @@ def generate(
     Newton's stage equations per trajectory (``batch_rows=True``: (N, s 4, s 4) systems, not one of size
     s 4 N), and the metadata records their Newton iterations.
     """
-    kind = get_method(method).kind  # raises ValueError listing the known names
-    if kind == "adaptive":
+    spec = get_method(method)  # raises ValueError listing the known names
+    kind = spec.kind
+    if spec.adaptive:
         for name, tol in (("rtol", rtol), ("atol", atol)):
             if not (math.isfinite(tol) and tol > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {tol!r}")
@@ -89,9 +90,7 @@ def generate(
     times = output_times() if times is None else np.asarray(times, dtype=np.float64)
     y0 = initial_conditions(n, seed, max_degrees)
     y0_t, t_t = torch.as_tensor(y0, dtype=torch.float64), torch.as_tensor(times, dtype=torch.float64)
-    options: dict[str, Any] = {"partition": (1, 1, 1, 1)} if kind == "partitioned" else {}
-    if kind == "implicit":
-        options["batch_rows"] = True
+    options: dict[str, Any] = spec.select(partition=(1, 1, 1, 1), batch_rows=True)
     f = _SimulatedTimeBar(pendulum, float(times[-1]), progress)
     start = time.perf_counter()
     with torch.no_grad():
@@ -101,7 +100,7 @@ def generate(
     f.bar.close()
     metadata = {
         "n": n, "seed": seed, "solver": method, "solver_kind": kind,
-        "rtol": rtol if kind == "adaptive" else None, "atol": atol if kind == "adaptive" else None,
+        "rtol": rtol if spec.adaptive else None, "atol": atol if spec.adaptive else None,
         "step_size": step_size, "dtype": "float64", "max_degrees": max_degrees,
         "parameters": asdict(pendulum), "solve_seconds": seconds, "nfe": stats.nfe, "n_steps": stats.n_steps,
         "n_newton": stats.n_newton,

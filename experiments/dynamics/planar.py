@@ -73,15 +73,13 @@ def feedback_trajectory(W: Tensor, h0: Tensor, T: int, eps: float, method: str,
     solve Newton's stage equations per start (``batch_rows``: the S starts are independent systems).
     ``options`` (rtol, atol, max_steps) go to the adaptive solvers.
     """
-    kind = solvers.get_method(method).kind
-    partition = (1, 1) if kind == "partitioned" else None
-    rows = kind == "implicit"
+    own = solvers.get_method(method).select(partition=(1, 1), batch_rows=True)
     states = [h0]
     for k in range(T):
         x = 0.0 if inputs is None else inputs[k]
         grid = torch.tensor([k * eps, (k + 1) * eps], dtype=DTYPE)
         sol = solvers.odeint(lambda t, h, x=x: torch.tanh(h @ W.T + x), states[-1], grid, method=method,
-                             step_size=eps, partition=partition, batch_rows=rows, **(options or {}))
+                             step_size=eps, **own, **(options or {}))
         states.append(sol[-1])
     return torch.stack(states)
 

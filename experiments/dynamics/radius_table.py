@@ -5,8 +5,8 @@ steps the radius by |R(eps lambda)|^T (lambda = eigenvalues of W = the Jacobian 
 conjugate and give the same |R|). R is the method's stability function, a polynomial for explicit
 tableaus and the rational P(z) / Q(z) for the implicit ones (backward Euler, implicit midpoint, trapezoidal,
 Gauss-Legendre 4, whose |R(iy)| <= 1 at every y). For partitioned (symplectic) Euler the prediction is
-rho(M)^T with M its amplification matrix (odernn.stability.partitioned_euler_amplification). The verdict is
-odernn.stability.assess on z = eps * lambda(W).
+rho(M)^T with M its amplification matrix (the method's ``one_step_eigenvalues``). The verdict is the method's
+own ``assess`` on z = eps * lambda(W).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import torch
 
 import solvers
 from experiments.dynamics import planar
-from odernn.stability import assess, partitioned_euler_amplification
 
 MATRICES = ("W0", "Wdiff")
 METHODS = ("euler", "midpoint", "heun", "rk3", "rk4", "dopri5", "partitioned_euler", "backward_euler",
@@ -26,10 +25,8 @@ def prediction_and_verdict(W: torch.Tensor, eps: float, method: str, T: int) -> 
     """(max |R(eps lambda)|^T, inside the region) for z = eps * eigenvalues of W."""
     m = solvers.get_method(method)
     z = (eps * torch.linalg.eigvals(W)).numpy()
-    mu = None
-    if m.tableau is None:
-        mu = partitioned_euler_amplification(W, eps, (slice(0, 1), slice(1, 2))).numpy()
-    amp, outside = assess(z, m, mu=mu)
+    mu = m.one_step_eigenvalues(W, eps, (slice(0, 1), slice(1, 2))).numpy() if m.needs_jacobian else None
+    amp, outside = m.assess(z, mu)
     return float(amp.max()) ** T, not bool(outside.any())
 
 

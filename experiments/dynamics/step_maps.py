@@ -4,7 +4,7 @@ The accumulated Jacobian of a run (AFRNN (002) section 4.2, Fig. 4) is the produ
   d s_T / d s_(T-j) = Phi'_T Phi'_(T-1) ... Phi'_(T-j+1),
 so one ``vmap(jacrev(Phi))`` over the T visited states gives every factor at once (no T backward passes).
 - ODERNN: one step of its solver on dh/dt = f(t, h, u_k) with the input held (``substeps`` substeps of
-  step_size / substeps), taken by ``solvers.steppers.make_stepper`` (explicit tableau, implicit tableau with
+  step_size / substeps), taken by the method's own ``stepper`` (explicit tableau, implicit tableau with
   Newton's method, or partitioned Euler over the field's blocks). Adaptive methods use their tableau at the
   fixed step (their controller is data-dependent control flow); for the fields and steps of these figures it
   accepts that step anyway.
@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 import solvers
-from solvers.steppers import make_stepper
 
 Step = Callable[[Tensor, Tensor], Tensor]
 Jacobians = Callable[[Tensor, Tensor], Tensor]
@@ -53,12 +52,8 @@ def odernn_step_map(rnn: nn.Module) -> StepMap:
     dt = float(rnn.step_size) / substeps
     field = rnn.field
     f = field.prepare()
-    if method.kind == "adaptive":  # its tableau at the fixed step: the controller is data-dependent
-        method = solvers.Method(method.name, "fixed", method.tableau)
-    partition = [b.stop - b.start for b in field.blocks] if method.kind == "partitioned" else None
-    newton = getattr(rnn, "newton", None) if method.kind == "implicit" else None
-    stepper = make_stepper(method, partition=partition, state_size=field.state_size, newton=newton,
-                           rows=method.kind == "implicit")
+    stepper = method.stepper(state_size=field.state_size, rows=True, **method.select(
+        partition=[b.stop - b.start for b in field.blocks], newton=getattr(rnn, "newton", None)))
 
     def steps(y: Tensor, u: Tensor) -> Tensor:
         """``substeps`` steps of y (B, n) with the inputs u (B, p), row b with u[b]."""
@@ -71,7 +66,7 @@ def odernn_step_map(rnn: nn.Module) -> StepMap:
         return steps(s.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
 
     jacobians = None
-    if method.kind == "implicit":
+    if method.implicit:
         def jacobians(states: Tensor, u: Tensor) -> Tensor:
             return _implicit_function_jacobians(steps, states, u)
 

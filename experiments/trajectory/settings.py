@@ -14,7 +14,7 @@ from experiments.cli_options import SolverOptions
 from experiments.resume import FREE, GROW
 from experiments.training import OPTIMIZERS, TrainConfig
 from experiments.trajectory.flags import flag
-from odernn import INTERPOLATIONS, MODEL_NAMES
+from odernn import INTERPOLATIONS, LAYERED_MODELS, MODEL_NAMES
 
 H0_MODES = ("state", "zeros", "ones")
 DISCRETE_MODELS = ("lstm", "gru")
@@ -78,6 +78,11 @@ class TaskSettings(SolverOptions):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_layers is not None and self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        single = [m for m in self.models if m not in LAYERED_MODELS]
+        if self.num_layers not in (None, 1) and single:
+            raise ValueError(f"--num-layers {self.num_layers} has no effect on the single-layer model(s) "
+                             f"{', '.join(single)}; it applies to {', '.join(LAYERED_MODELS)} (train those with "
+                             f"it, the others without it)")
         for name in ("step_size",):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -98,7 +103,7 @@ class TaskSettings(SolverOptions):
     def rnn_kwargs(self, model: str) -> dict[str, Any]:
         """Keywords for ``odernn.build_rnn`` beyond the name, sizes, solver, step size and gamma."""
         kw: dict[str, Any] = {}
-        if self.num_layers is not None and (model in DISCRETE_MODELS or model in ("afrnn", "arnn2", "frnn")):
+        if self.num_layers is not None and model in LAYERED_MODELS:
             kw["num_layers"] = self.num_layers
         if model in DISCRETE_MODELS:
             return kw

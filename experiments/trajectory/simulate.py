@@ -82,7 +82,7 @@ class SimulationSettings:
             raise ValueError(f"jitter must lie in [0, 1) (gaps uniform in [(1-jitter) dt, (1+jitter) dt]), "
                              f"got {self.jitter!r}")
         method = get_method(self.truth_solver)  # unknown: ValueError listing the known solvers
-        if method.kind == "adaptive":
+        if method.adaptive:
             for name in ("truth_rtol", "truth_atol"):
                 value = getattr(self, name)
                 if not (math.isfinite(value) and value > 0):
@@ -146,17 +146,13 @@ def simulate(system: System, y0: np.ndarray, times: np.ndarray, method: str = DE
              progress: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """States ``(N, T, d)`` of ``system`` from ``y0 (N, d)`` at ``times`` ((T,) shared or (N, T) per
     trajectory, each starting at its y0), in one batched float64 solve; and the solve's statistics."""
-    kind = get_method(method).kind
+    spec = get_method(method)
     y = torch.as_tensor(np.asarray(y0, dtype=np.float64))
     times = np.asarray(times, dtype=np.float64)
     shared = times.ndim == 1 or bool(np.all(times == times[:1]))
     grid = torch.as_tensor(times if times.ndim == 1 else times[0]) if shared else None
-    options: dict[str, Any] = {}
-    if kind == "partitioned":
-        options["partition"] = (1,) * y.shape[-1]
-    if kind == "implicit":
-        options["batch_rows"] = True
-    if kind == "adaptive":
+    options: dict[str, Any] = spec.select(partition=(1,) * y.shape[-1], batch_rows=True)
+    if spec.adaptive:
         step = None
     else:
         step = DEFAULT_FIXED_STEP if step_size is None else float(step_size)
@@ -175,8 +171,8 @@ def simulate(system: System, y0: np.ndarray, times: np.ndarray, method: str = DE
             states, stats = odeint(f, y, clock, method=method, step_size=step, rtol=rtol, atol=atol,
                                    jumps=clock[1:-1], return_stats=True, **options)
     f.bar.close()
-    info = {"solver": method, "solver_kind": kind, "rtol": rtol if kind == "adaptive" else None,
-            "atol": atol if kind == "adaptive" else None, "step_size": step_size if kind != "adaptive" else None,
+    info = {"solver": method, "solver_kind": spec.kind, "rtol": rtol if spec.adaptive else None,
+            "atol": atol if spec.adaptive else None, "step_size": None if spec.adaptive else step_size,
             "solve_seconds": time.perf_counter() - start, "nfe": stats.nfe, "n_steps": stats.n_steps}
     return states.transpose(0, 1).numpy(), info
 

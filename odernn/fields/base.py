@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 Field = Callable[[object, Tensor, Tensor], Tensor]
-BlockField = Callable[[int, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -77,14 +76,6 @@ class VectorField(nn.Module):
     def prepare(self) -> Field:
         """``forward`` with the matrices formed once; call it once per sequence, not per step."""
         return functools.partial(self.evaluate, self.matrices())
-
-    def evaluate_block(self, mats: tuple[Tensor, ...], i: int, h: Tensor, u: Tensor) -> Tensor:
-        """d(block i)/dt at the full state h. Generic (evaluates every block); block fields override it."""
-        return self.evaluate(mats, None, h, u)[:, self.blocks[i]]
-
-    def prepare_blocks(self) -> BlockField:
-        """``(i, h, u) -> d h[blocks[i]] / dt`` with the matrices formed once (for partitioned Euler)."""
-        return functools.partial(self.evaluate_block, self.matrices())
 
     def tanh_form(self) -> Optional[TanhForm]:
         """The field as act(C h + V x + b) (``TanhForm``), for integrators with a fused scan; None when the

@@ -21,7 +21,7 @@ class AdaptiveSolve(Integrator):
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
-        return method.kind == "adaptive"
+        return method.adaptive
 
     def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
         rhs = RescaledRHS(field, x, grid, settings.interpolation, project_per_call=settings.adjoint)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 import solvers
 from solvers import NewtonOptions, SolveStats
-from solvers.controller import DEFAULT_MAX_STEPS, StepController
+from solvers import DEFAULT_MAX_STEPS, StepController
 
 from ..fields.base import VectorField
 from ..inputs import check_interpolation

@@ -32,14 +32,14 @@ class FusedRKScan(_Fused):
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
-        return (method.kind == "fixed" and field.tanh_form() is not None
+        return (method.explicit_tableau is not None and field.tanh_form() is not None
                 and held_input_everywhere(method, settings))
 
     def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
         if grid.step is None:
             return self.general.integrate(field, h0, x, grid, settings)
         form = field.tanh_form()
-        tableau, n = self.method.tableau, settings.substeps
+        tableau, n = self.method.explicit_tableau, settings.substeps
         states, last = tanh_rk_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n, tableau,
                                     n, gated=form.gated)
         return Solution(states, last, fixed_stats(x.shape[0] * n, tableau.stages))
@@ -51,7 +51,7 @@ class FusedGaussSeidelScan(_Fused):
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
         form = field.tanh_form()
-        return (method.kind == "partitioned" and form is not None and not form.gated
+        return (method.partitioned and form is not None and not form.gated
                 and settings.interpolation == "hold")
 
     def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:

@@ -63,7 +63,3 @@ class Grid:
     @property
     def length(self) -> int:
         return self.times.shape[-1] - 1
-
-    def widths(self) -> Tensor:
-        """Interval lengths t_{k+1} - t_k: (T,) or (B, T)."""
-        return self.times.diff(dim=-1)

@@ -24,9 +24,7 @@ from torch import Tensor
 from torch.nn.utils.stateless import _reparametrize_module
 
 import solvers
-from solvers.explicit import step_counts
-from solvers.reversible import reversible_heun_inverse, reversible_heun_step
-from solvers.stats import SolveStats
+from solvers import SolveStats, reversible_heun_inverse, reversible_heun_step
 
 from ..fields.base import VectorField
 from .base import Integrator, Settings, Solution
@@ -37,7 +35,7 @@ def step_plan(grid: Grid, max_step: float) -> tuple[list[int], list[Tensor], lis
     """Per interval k: the number of steps N_k, the start times t_k and the steps dt_k (0-d or (B, 1))."""
     times = grid.times if grid.per_sample else grid.times.unsqueeze(0)
     widths = times.diff(dim=-1)
-    counts = step_counts(times, max_step).amax(0).tolist()
+    counts = solvers.step_counts(times, max_step).amax(0).tolist()
     shape = (lambda v: v.unsqueeze(-1)) if grid.per_sample else (lambda v: v.squeeze(0))
     starts = [shape(times[:, k]) for k in range(grid.length)]
     steps = [shape(widths[:, k] / n) for k, n in enumerate(counts)]
@@ -140,7 +138,7 @@ class ReversibleScan(Integrator):
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
-        return method.kind == "reversible" and settings.interpolation == "hold"
+        return method.reversible and settings.interpolation == "hold"
 
     def integrate(self, field: VectorField, h0: Tensor, x: Tensor, grid: Grid, settings: Settings) -> Solution:
         if grid.times.requires_grad:

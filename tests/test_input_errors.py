@@ -1,4 +1,5 @@
-"""Bad input found by review: clear errors from ODERNN, the heads, field_jacobian and the command line."""
+"""Clear errors for bad input to ODERNN (shapes, dtypes, non-finite values, tolerances), the heads,
+field_jacobian and the command line."""
 import math
 
 import pytest
@@ -61,7 +62,10 @@ def test_heads_and_field_jacobian_check_their_arguments():
 @pytest.mark.parametrize("argv, match", [
     (["stability", "--solver", "foo"], "'foo'; known methods: euler"),
     (["stability", "--batch", "0"], "--batch must be >= 1"),
-    (["benchmark", "--T", "0"], ""),
+    (["benchmark", "--T", "0"], "--T must be >= 1, got 0"),
+    (["benchmark", "--T", "1"], "--T must be >= 10 for the scan table"),
+    (["trajectory", "--models", "antisymmetric", "afrnn", "--num-layers", "3"],
+     "--num-layers 3 has no effect on the single-layer model(s) antisymmetric"),
     (["solver-demo", "--rtol", "-1"], "rtol"),
 ])
 def test_cli_bad_settings_end_in_one_error_line(argv, match, capsys):
