@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "screen": ("experiments.screen", "screening sweep over the AntisymmetricRNN search grid"),
     "curves": ("experiments.curves", "learning curves of training runs (table and plot)"),
     "reproduce": ("experiments.reproduce", "check a run folder's published result on the official test set"),
+    "implicit-grid": ("experiments.implicit_grid", "the implicit methods at large steps with real input"),
 }
 
 

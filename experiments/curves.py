@@ -8,10 +8,10 @@ accuracy against epoch and against hours of training.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from experiments.cli_options import ERRORS, check_output_file, report_error
+from experiments.io import read_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write the curves to this PNG")
 
 
+REQUIRED = ("epoch", "val_accuracy", "epoch_time_s")
+
+
 def load(run: Path) -> list[dict]:
     path = run / "metrics.json"
     if not path.is_file():
         raise ValueError(f"{run} has no metrics.json (not a training run folder, or no epoch finished yet)")
-    return json.loads(path.read_text())
+    history = read_json(path)
+    if (not isinstance(history, list) or not history
+            or not all(isinstance(row, dict) and all(key in row for key in REQUIRED) for row in history)):
+        raise ValueError(f"{path} is not a learning curve: expected a non-empty list of epoch rows with "
+                         f"{', '.join(REQUIRED)} (a classification run's metrics.json)")
+    return history
 
 
 def table(histories: dict[str, list[dict]]) -> str:

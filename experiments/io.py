@@ -48,6 +48,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+LOCK = ".lock"
+"""The lock file of a run folder being written: the writer's process id."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder``'s lock while writing into it: one writer per folder.
+
+    A lock held by another live process refuses at once (ValueError naming its pid); a lock left by a process
+    that no longer runs (killed) is taken over; the same process may take it again (a command's training
+    loop inside the command). Created with O_EXCL, so two processes starting together cannot both get it. A
+    folder the lock created is removed again if it is still empty when the lock is released (a refused run)."""
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder == os.getpid():
+                yield  # already ours: the outer holder releases it
+                return
+            if holder and _alive(holder):
+                raise ValueError(f"{folder} is being written by another process (pid {holder}); wait for it to "
+                                 f"finish or use another --out-dir (a lock left by a killed process is taken over "
+                                 f"by the next run)") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if created:  # a run refused after taking the lock leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but belongs to someone else
+        return True
+    return True
+
+
 def _writer_alive(name: str) -> bool:
     """True when the temporary's name carries the id of another process that is still running."""
     match = _PID.search(name)
@@ -56,13 +113,7 @@ def _writer_alive(name: str) -> bool:
     pid = int(match.group(1))
     if pid == os.getpid():  # ours: nothing of ours is being written when a command starts
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):  # exists but belongs to someone else
-        return True
-    return True
+    return _alive(pid)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -98,6 +149,20 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; a missing, unreadable or malformed file is a ValueError that names the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read ({type(exc).__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); it "
+                         f"may be corrupted or cut short") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

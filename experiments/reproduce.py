@@ -10,7 +10,6 @@ is compared with the one ``config.json`` recorded. Nothing is written.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from experiments.cli_options import ERRORS, report_error
 from experiments.data import load_task
-from experiments.io import load_checkpoint
+from experiments.io import load_checkpoint, read_json
 from experiments.presets import get_preset
 from experiments.sequential import (CONFIG_FILE, MACHINE_FILE, METRICS, DataSettings, RunSettings,
                                     build_classifier, classification_loss)
@@ -63,13 +62,10 @@ HEADER = ("| run | paper | paper acc. % | ours: test acc. % | best epoch | itera
           "training hours | machines |\n|---|---|---|---|---|---|---|---|---|")
 
 
-def read_json(path: Path, what: str) -> Any:
+def read_record(path: Path, what: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent} has no {path.name}: not a run folder of `sequential` ({what})")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return read_json(path)
 
 
 def dataclass_from(cls, record: dict[str, Any], path: Path):
@@ -87,7 +83,7 @@ def machines(run: Path) -> str:
     if not path.is_file():
         return "-"
     seen: list[str] = []
-    for entry in json.loads(path.read_text()):
+    for entry in read_json(path):
         label = f"{entry.get('cpu', '?')} ({entry.get('threads', '?')} threads x {entry.get('world_size', 1)} proc.)"
         if label not in seen:
             seen.append(label)
@@ -95,8 +91,8 @@ def machines(run: Path) -> str:
 
 
 def check(run: Path, data_root: str, batch_size: int) -> Row:
-    config = read_json(run / CONFIG_FILE, "config.json")
-    history = read_json(run / "metrics.json", "no epoch finished yet?")
+    config = read_record(run / CONFIG_FILE, "config.json")
+    history = read_record(run / "metrics.json", "no epoch finished yet?")
     settings = dataclass_from(RunSettings, config.get("settings", {}), run / CONFIG_FILE)
     data = dataclass_from(DataSettings, config.get("data_settings", {}), run / CONFIG_FILE)
     task = load_task(settings.task, data_root, val_fraction=data.val_fraction, split_seed=data.split_seed,

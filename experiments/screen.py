@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from dataclasses import fields
 from pathlib import Path
 
 from experiments.cli_options import ERRORS, check_output_folder, report_error
-from experiments.io import atomic_write_json, atomic_write_text
+from experiments.io import atomic_write_json, atomic_write_text, read_json
 from experiments.sequential import (DataSettings, RunSettings, add_data_arguments, apply_threads, data_settings,
                                     load_task_from_args, train_and_test)
 
@@ -61,7 +60,8 @@ def _check_same_screen(record: Path, identity: dict) -> None:
     """A screen resumed in its folder must have the settings it started with (points are read back)."""
     if not record.is_file():
         return
-    saved = json.loads(record.read_text()).get("settings", {})
+    saved = read_json(record)
+    saved = saved.get("settings", {}) if isinstance(saved, dict) else {}
     changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in identity.items() if saved.get(k) != v]
     if changed:
         raise ValueError(f"{record.parent} holds a screen with other settings ({'; '.join(changed)}); "
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             name = "-".join(f"{k}{v:g}" for k, v in point.items())
             run_dir = args.out_dir / name
             if (run_dir / "results.json").is_file():
-                row = json.loads((run_dir / "results.json").read_text())
+                row = read_json(run_dir / "results.json")
             else:
                 settings = RunSettings(task=args.task, model=args.model, hidden_size=args.hidden_size,
                                        optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs,

@@ -11,9 +11,9 @@ paper row (:mod:`experiments.presets`); explicit flags override it. Files in ``-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
-import json
 import math
 import os
 import platform
@@ -30,13 +30,14 @@ import solvers
 from experiments.cli_options import (ERRORS, SolverOptions, add_dataclass_arguments, add_threads_argument,
                                      check_device, check_output_folder, flag, given, report_error)
 from experiments.data import NOISE_MODES, TASKS, SequenceTask, get_task, load_task
-from experiments.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from experiments.io import atomic_write_json, atomic_write_text, folder_lock, read_json, remove_stale_temporaries
 from experiments.presets import PRESETS, Preset, get_preset
 from experiments.resume import CONFIG_FILE, FREE, GROW, check_resume, snapshot
 from experiments.stability_gate import DEFAULT_STEPS as DEFAULT_STABILITY_STEPS
 from experiments.stability_gate import add_stability_argument, pre_training_check
 from experiments.distributed import current
-from experiments.training import CHECKPOINT, OPTIMIZERS, FitResult, TrainConfig, check_run_folder, evaluate, fit
+from experiments.training import (CHECKPOINT, OPTIMIZERS, FitResult, TrainConfig, check_run_folder, check_seed,
+                                  evaluate, fit)
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
 
 BASELINES = ("lstm", "gru")
@@ -97,6 +98,7 @@ class RunSettings(SolverOptions):
         sizes = (self.hidden_size,) if isinstance(self.hidden_size, int) else self.hidden_size
         if not sizes or min(sizes) < 1:
             raise ValueError(f"hidden size must be positive, got {self.hidden_size}")
+        check_seed(self.seed)
         check_device(self.device)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -135,6 +137,10 @@ class DataSettings:
     train_subset: int | None = field(default=None, metadata=flag(
         "use a seeded subset of N training examples", type=int))
     test_subset: int | None = field(default=None, metadata=flag("evaluate on the first N test examples", type=int))
+
+    def __post_init__(self) -> None:
+        for name in ("split_seed", "permutation_seed", "noise_seed"):
+            check_seed(getattr(self, name), name)
 
 
 def resolve_settings(args: argparse.Namespace) -> RunSettings:
@@ -222,7 +228,7 @@ def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, res
     if resume and not (out_dir / CHECKPOINT).is_file():
         raise FileNotFoundError(f"--resume given but there is no checkpoint at {out_dir / CHECKPOINT}")
     grown = check_resume(out_dir, now) if resume else []
-    check_run_folder(out_dir, config, resume)
+    check_run_folder(out_dir, config, resume, model)
     return PreparedRun(settings, task, out_dir, model, config, resume, now, grown)
 
 
@@ -239,6 +245,14 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
     """
     run = prepared or prepare_run(settings, task, out_dir, resume=resume, progress=progress,
                                   checkpoint_every=checkpoint_every, data=data)
+    settings, model, config, out_dir, resume = run.settings, run.model, run.config, run.out_dir, run.resume
+    lock = folder_lock(out_dir) if current(settings.device).is_writer else contextlib.nullcontext()
+    with lock:  # one writer per run folder, from config.json to results.json (fit takes it again)
+        return _train_and_test(run, task, stability_check, test_every_epoch, stability_steps, progress)
+
+
+def _train_and_test(run: PreparedRun, task: SequenceTask, stability_check: str, test_every_epoch: bool,
+                    stability_steps: int, progress: bool) -> tuple[dict[str, Any], SequenceClassifier, FitResult]:
     settings, model, config, out_dir, resume = run.settings, run.model, run.config, run.out_dir, run.resume
     n_params = count_parameters(model)
     context = current(settings.device)
@@ -291,7 +305,11 @@ def record_machine(out_dir: Path, world_size: int) -> None:
     """Append the machine this start (or resume) trains on to ``machine.json``: a run that continues across
     sessions may train on several, and its results row names them all. Not part of the resume rules."""
     path = out_dir / MACHINE_FILE
-    entries = json.loads(path.read_text()) if path.is_file() else []
+    try:
+        entries = read_json(path) if path.is_file() else []
+    except ValueError:  # informational only: a damaged record is restarted, never a reason to stop a run
+        entries = []
+    entries = entries if isinstance(entries, list) else []
     cpu = platform.processor() or platform.machine()
     try:
         models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -9,6 +9,7 @@ from its last checkpoint computes exactly what the uninterrupted run computes.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -23,7 +24,8 @@ from tqdm.auto import tqdm
 
 from experiments.cli_options import check_device
 from experiments.distributed import Context, current, unwrap
-from experiments.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint, remove_stale_temporaries
+from experiments.io import (atomic_save, atomic_write_json, atomic_write_text, folder_lock, load_checkpoint,
+                          remove_stale_temporaries)
 from experiments.resume import FREE, GROW, differences, rule
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -71,7 +73,14 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be None or a positive number, got {self.grad_clip!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: end of epoch only), got {self.checkpoint_every}")
+        check_seed(self.seed)
         check_device(self.device)
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """A seed torch's generators take: an int in [0, 2^63 - 1]."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"{name} must be an integer from 0 to 2^63 - 1, got {seed!r}")
 
 
 @dataclass
@@ -179,29 +188,26 @@ def _write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_text(buf.getvalue(), run_dir / "metrics.csv")
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "config", "epoch", "batch", "sums", "history", "best", "best_epoch",
+                   "torch_rng")
+"""What a checkpoint of ``fit`` holds; one missing any is refused before training."""
+
+
 def _state(model, optimizer, config, epoch, batch, sums, history, best, best_epoch) -> dict[str, Any]:
-    return {
-        "model": unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "config": asdict(config),
-        "epoch": epoch,
-        "batch": batch,
-        "sums": sums,
-        "history": history,
-        "best": best,
-        "best_epoch": best_epoch,
-        "torch_rng": torch.get_rng_state(),
-    }
+    return dict(zip(CHECKPOINT_KEYS, (unwrap(model).state_dict(), optimizer.state_dict(), asdict(config), epoch,
+                                      batch, sums, history, best, best_epoch, torch.get_rng_state())))
 
 
 CHECKPOINT = "checkpoint.pt"
 
 
-def check_run_folder(run_dir: str | Path, config: TrainConfig, resume: bool) -> dict | None:
+def check_run_folder(run_dir: str | Path, config: TrainConfig, resume: bool,
+                     model: nn.Module | None = None) -> dict | None:
     """The checks :func:`fit` makes before it writes into ``run_dir``, for commands to make before they write
     anything of their own there. With ``resume`` a checkpoint must exist and have been written under the same
-    training settings (:class:`TrainConfig`'s resume rules; raising ``epochs`` is allowed): returns its state.
-    Without ``resume`` there must be no checkpoint (a run is never overwritten): returns None."""
+    training settings (:class:`TrainConfig`'s resume rules; raising ``epochs`` is allowed), and with ``model``
+    it and the folder's ``best.pt`` must hold that model's weights (:func:`check_resumable`): returns its
+    state. Without ``resume`` there must be no checkpoint (a run is never overwritten): returns None."""
     path = Path(run_dir) / CHECKPOINT
     if not resume:
         if path.exists():
@@ -217,7 +223,36 @@ def check_run_folder(run_dir: str | Path, config: TrainConfig, resume: bool) -> 
         raise ValueError(f"cannot resume from {path}: it was written with other training settings: "
                          f"{'; '.join(found)}; use the same settings (only epochs may be raised) or a fresh run "
                          f"directory")
+    if model is not None:
+        check_resumable(Path(run_dir), state, model)
     return state
+
+
+def check_resumable(run_dir: Path, state: dict, model: nn.Module) -> None:
+    """Before anything is written or trained: the checkpoint ``state`` is complete (every key, a byte RNG
+    state, weights of this model's names and shapes) and the folder's ``best.pt``, if any, holds this model's
+    weights. Raises ValueError naming the file."""
+    path = run_dir / CHECKPOINT
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    rng = state.get("torch_rng")
+    if missing or not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
+        raise ValueError(f"cannot resume from {path}: it is not a complete checkpoint of this training loop "
+                         f"({'missing ' + ', '.join(missing) if missing else 'its RNG state is not a byte tensor'})")
+    _check_weights(path, state["model"], model)
+    best = run_dir / "best.pt"
+    if best.exists():  # a broken best.pt would otherwise fail only after the training, at the final load
+        _check_weights(best, load_checkpoint(best), model)
+
+
+def _check_weights(path: Path, weights: Any, model: nn.Module) -> None:
+    expected = {name: tuple(value.shape) for name, value in unwrap(model).state_dict().items()}
+    found = ({name: tuple(value.shape) for name, value in weights.items() if isinstance(value, torch.Tensor)}
+             if isinstance(weights, dict) else {})
+    if found != expected:
+        missing = sorted(set(expected) - set(found))[:3]
+        raise ValueError(f"cannot resume: {path} does not hold this model's weights "
+                         f"({'missing ' + ', '.join(missing) if missing else 'other names or shapes'}; another "
+                         f"size or model?); restore it or start a fresh run directory")
 
 
 def _resume_state(state: dict, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -263,14 +298,25 @@ def fit(
     Under torchrun (``experiments.distributed``) the model is wrapped in DistributedDataParallel, every rank
     trains on its share of each global batch of ``batch_size`` samples, and rank 0 alone writes the files;
     the result equals one process's with the same global batch.
+    Rank 0 holds the folder's lock (``experiments.io.folder_lock``) while it trains: a second process
+    writing into the same folder is refused.
     """
+    lock = folder_lock(run_dir) if current(config.device).is_writer else contextlib.nullcontext()
+    with lock:
+        return _train(model, loss_fn, train, val, config, run_dir, metrics, select, resume, batch_transform, monitor)
+
+
+def _train(model: nn.Module, loss_fn: LossFn, train: Any, val: Any, config: TrainConfig, run_dir: str | Path,
+           metrics: Mapping[str, MetricFn] | None, select: str, resume: bool,
+           batch_transform: BatchTransform | None, monitor: Mapping[str, Any] | None) -> FitResult:
+    """The body of :func:`fit`, under its lock."""
     _check_dataset("training", train)
     _check_dataset("validation", val)
     if select != "loss" and select not in (metrics or {}):
         raise ValueError(f"select={select!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}")
     run_dir = Path(run_dir)
     ckpt_path, best_path = run_dir / CHECKPOINT, run_dir / "best.pt"
-    saved = check_run_folder(run_dir, config, resume)  # before anything is written
+    saved = check_run_folder(run_dir, config, resume, model)  # before anything is written
     context = current(config.device)
     if context.is_writer:
         run_dir.mkdir(parents=True, exist_ok=True)

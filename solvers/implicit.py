@@ -72,11 +72,13 @@ class NewtonCounter:
     """Work done by Newton's method, added to by every ``implicit_rk_step`` it is passed to.
 
     ``iterations``: Newton iterations (each one linear solve); ``jacobians``: evaluations of df/dy, one per
-    stage with a non-zero row of A per iteration, whether from autograd or the caller's ``jacobian``.
+    stage with a non-zero row of A per iteration, whether from autograd or the caller's ``jacobian``;
+    ``continued``: steps whose stages needed the continuation in the step size (plain Newton failed).
     """
 
     iterations: int = 0
     jacobians: int = 0
+    continued: int = 0
 
 
 class NewtonError(StepFailure):
@@ -159,28 +161,77 @@ def _detach(v: Time) -> Time:
     return v.detach() if isinstance(v, Tensor) else v
 
 
+MIN_CONTINUATION_STEP = 2.0 ** -10
+"""The smallest fraction of the step by which the continuation in the step size advances before it gives up."""
+
+
 def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor, times: list,
                   newton: NewtonOptions, jacobian: Optional[Jacobian], counter: NewtonCounter
                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """Newton's method for K = G(K) (no autograd); returns K (B, s, n) and the LU factors of the last
-    iteration's matrix I - dG/dK, (B, s n, s n), with their pivots."""
-    batch, n = y.shape
-    s = tableau.stages
+    """The stages K (B, s, n) of the step and the LU factors (with pivots) of the last iteration's matrix
+    I - dG/dK, (B, s n, s n) (no autograd).
+
+    Newton's method starts from k_i = f(t, y). Where it fails (no convergence within ``max_iters``, non-finite
+    values, a singular or non-finite matrix), the same full step is reached by continuation in the step size:
+    the stage equations of the steps tau dt for increasing tau in (0, 1] are solved in turn, each from the
+    solution at the tau before (at tau -> 0 the solution is f(t, y), and along the path it moves a little at a
+    time, so Newton starts near it). tau advances by 1/2 at first, by half as much after a failure and twice
+    as much after a success, down to ``MIN_CONTINUATION_STEP``. The result is the stage solution of the step dt
+    itself, the same method; only the work differs (``counter.continued`` counts such steps). A tanh field is
+    bounded, so its stage equations have a solution; for the A-stable methods on a field whose Jacobian has
+    eigenvalues with Re <= 0 the linearised stage matrix stays invertible along the path, and the continuation
+    finds the solution where plain Newton diverges at large dt * |J|. ``NewtonError`` when tau cannot advance
+    by ``MIN_CONTINUATION_STEP``, naming where it stopped."""
     k0 = f(t, y)
     if not isinstance(k0, Tensor) or k0.shape != y.shape:
         got = tuple(k0.shape) if isinstance(k0, Tensor) else type(k0).__name__
         raise ValueError(f"f(t, y) returned {got} for y of shape {tuple(y.shape)}; implicit_rk_step needs f to "
                          f"return a tensor of the state's shape (batch, n), row b depending on row b of y only")
+    start = k0.unsqueeze(1).expand(y.shape[0], tableau.stages, y.shape[1]).contiguous()
+    try:
+        return _newton(f, t, y, dt, tableau, A, times, newton, jacobian, counter, k0, start)
+    except NewtonError as failure:
+        first = failure
+    tau, advance, K = 0.0, 0.5, start
+    while True:
+        target = min(1.0, tau + advance)
+        part = dt * target
+        stage_times = [t if ci == 0.0 else t + ci * part for ci in tableau.c]
+        try:
+            K_next, LU, pivots = _newton(f, t, y, part, tableau, A, stage_times, newton, jacobian, counter, k0, K,
+                                         patience=2)
+        except NewtonError:
+            advance /= 2.0
+            if advance < MIN_CONTINUATION_STEP:
+                raise NewtonError(f"{first} Continuation in the step size (the stage equations of tau * dt, tau "
+                                  f"rising from 0, each from the last solution) reached only tau={tau:.4g}: it could "
+                                  f"not advance by {MIN_CONTINUATION_STEP:g} of the step.", first.t, first.dt) from None
+            continue
+        tau, K, advance = target, K_next, min(1.0, 2.0 * advance)
+        if tau == 1.0:
+            counter.continued += 1
+            return K, LU, pivots
+
+
+def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor, times: list,
+            newton: NewtonOptions, jacobian: Optional[Jacobian], counter: NewtonCounter, k0: Tensor, K: Tensor,
+            patience: Optional[int] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Newton's method for K = G(K) from the starting stages K; k0 = f(t, y). With ``patience``, it gives up
+    once the update has not shrunk in that many iterations in a row (the continuation then takes a shorter
+    advance instead of spending all ``max_iters`` on a start too far from the solution)."""
+    batch, n = y.shape
+    s = tableau.stages
     implicit = [any(a != 0.0 for a in row) for row in tableau.A]
     tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
     eye = torch.eye(s * n, dtype=y.dtype, device=y.device)
     zero_jac = torch.zeros(batch, n, n, dtype=y.dtype, device=y.device)
-    K = k0.unsqueeze(1).expand(batch, s, n).contiguous()
     update = bound = math.nan
+    growing = 0
+    where = f"at t={_float(t):g}, dt={_float(dt):g}"
     if newton.simplified:
         _, J0 = _value_and_jacobian(f, jacobian, t, y)
         counter.jacobians += 1
-        LU, pivots = _factor(A, [J0 if implicit[i] else zero_jac for i in range(s)], dt, eye)
+        LU, pivots = _factor(A, [J0 if implicit[i] else zero_jac for i in range(s)], dt, eye, tableau, where, t)
     for iteration in range(1, newton.max_iters + 1):
         Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
         G, J = [], []
@@ -195,32 +246,63 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
             G.append(g)
             J.append(jac)
         if not newton.simplified:
-            LU, pivots = _factor(A, J, dt, eye)
-        delta = torch.linalg.lu_solve(LU, pivots, (torch.stack(G, dim=1) - K).reshape(batch, s * n, 1))
+            LU, pivots = _factor(A, J, dt, eye, tableau, where, t)
+        delta = _lu_solve(LU, pivots, (torch.stack(G, dim=1) - K).reshape(batch, s * n, 1))
         K = K + delta.view(batch, s, n)
         counter.iterations += 1
+        previous = update
         update, k_max = torch.stack([delta.abs().amax(), K.abs().amax()]).tolist()
         bound = tol * (1.0 + k_max)
         if not (math.isfinite(update) and math.isfinite(k_max)):
             raise NewtonError(
                 f"Newton's method for the stages of {tableau.name!r} produced non-finite values in iteration "
-                f"{iteration} at t={_float(t):g}, dt={_float(dt):g} (update max-norm {update:.3e}, "
-                f"max|K| {k_max:.3e}); use a smaller step (the state or f may blow up)", _float(t), _float(dt))
+                f"{iteration} {where} (update max-norm {update:.3e}, max|K| {k_max:.3e}); use a smaller step "
+                f"(the state or f may blow up).", _float(t), _float(dt))
         if update <= bound:
             return K, LU, pivots
+        growing = growing + 1 if update >= previous else 0
+        if patience is not None and growing >= patience:
+            break
     raise NewtonError(
         f"Newton's method for the stages of {tableau.name!r} did not converge in max_iters={newton.max_iters} "
-        f"iterations at t={_float(t):g}, dt={_float(dt):g}: the last update has max-norm {update:.3e} > "
-        f"tol * (1 + max|K|) = {bound:.3e} with tol={tol:g}; use a smaller step, a larger max_iters or a "
-        f"looser tol (NewtonOptions)", _float(t), _float(dt))
+        f"iterations {where}: the last update has max-norm {update:.3e} > tol * (1 + max|K|) = {bound:.3e} "
+        f"with tol={tol:g}; use a smaller step, a larger max_iters or a looser tol (NewtonOptions).", _float(t),
+        _float(dt))
 
 
-def _factor(A: Tensor, J: list[Tensor], dt: Time, eye: Tensor) -> tuple[Tensor, Tensor]:
-    """LU factors of I - dG/dK, blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l]."""
+def _factor(A: Tensor, J: list[Tensor], dt: Time, eye: Tensor, tableau: ButcherTableau, where: str, t: Time
+            ) -> tuple[Tensor, Tensor]:
+    """LU factors of I - dG/dK, blocks delta_ij I - dt a_ij J_i: entry [b, (i, k), (j, l)] = ... - dt a_ij J_i[b, k, l].
+
+    The factorisation is checked (finite, non-singular, valid pivots) before it is used: a batched LU of a
+    single-precision matrix that a library factorised badly is redone in float64 (``_lu_solve`` then solves in
+    float64); a matrix that is not finite, or singular, is a ``NewtonError`` (which the caller answers with the
+    continuation), never a crash inside the triangular solve."""
     batch, n, s = J[0].shape[0], J[0].shape[1], A.shape[0]
     blocks = A[None, :, None, :, None] * torch.stack(J, dim=1)[:, :, :, None, :]
-    LU, pivots, _ = torch.linalg.lu_factor_ex(eye - _stagewise(dt) * blocks.reshape(batch, s * n, s * n))
-    return LU, pivots
+    matrix = eye - _stagewise(dt) * blocks.reshape(batch, s * n, s * n)
+    LU, pivots, info = torch.linalg.lu_factor_ex(matrix)
+    if _factored(LU, pivots, info):
+        return LU, pivots
+    if matrix.dtype != torch.float64:
+        LU, pivots, info = torch.linalg.lu_factor_ex(matrix.double())
+        if _factored(LU, pivots, info):
+            return LU, pivots
+    finite = bool(torch.isfinite(matrix).all())
+    raise NewtonError(f"the Newton matrix I - dt (A x J) of {tableau.name!r} {where} is "
+                      f"{'singular' if finite else 'not finite'}; the field's Jacobian may blow up there.",
+                      _float(t), math.nan)
+
+
+def _factored(LU: Tensor, pivots: Tensor, info: Tensor) -> bool:
+    """A usable factorisation: no zero pivot (info 0), pivots in 1..size, finite factors (one host sync)."""
+    size = LU.shape[-1]
+    return bool(((info == 0).all() & (pivots >= 1).all() & (pivots <= size).all() & torch.isfinite(LU).all()))
+
+
+def _lu_solve(LU: Tensor, pivots: Tensor, rhs: Tensor) -> Tensor:
+    """Solve with factors that may be in float64 while the right-hand side is in float32."""
+    return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype)).to(rhs.dtype)
 
 
 def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor,
@@ -234,7 +316,7 @@ def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tabl
         else:
             J.append(torch.zeros_like(Y[:, 0]).unsqueeze(-1).expand(*Y[:, 0].shape, Y.shape[-1]))
     eye = torch.eye(Y.shape[1] * Y.shape[2], dtype=Y.dtype, device=Y.device)
-    return _factor(A, J, dt, eye)
+    return _factor(A, J, dt, eye, tableau, "at the solution", times[0])
 
 
 def _value_and_jacobian(f: Field, jacobian: Optional[Jacobian], t: Time, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -282,5 +364,6 @@ class _ImplicitStages(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor):  # noqa: D102
         LU, pivots = ctx.saved_tensors
-        v = torch.linalg.lu_solve(LU, pivots, grad.reshape(grad.shape[0], -1, 1), adjoint=True)
+        rhs = grad.reshape(grad.shape[0], -1, 1)
+        v = torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype)
         return v.view_as(grad), None, None, None

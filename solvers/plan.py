@@ -8,6 +8,7 @@ options of another kind of method. Its result says which path runs (ours or torc
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from solvers import options as option_rules
 from solvers import torchdiffeq_backend as tdq
+from solvers.callbacks import STEP_CALLBACKS
 from solvers.controller import DEFAULT_MAX_STEPS, StepController
 from solvers.field import CheckedField
 from solvers.implicit import NewtonOptions
@@ -99,6 +101,10 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         return plan
     tdq.adjoint_arguments(f, False, backend, "", dict(adjoint_arguments))  # refuses them without adjoint
     plan.method = spec_method = get_method(method)
+    unused = sorted(name for name in STEP_CALLBACKS
+                    if getattr(f, name, None) is not None and name not in spec_method.callbacks)
+    if unused:  # torchdiffeq's warning, word for word: f defines a callback this method never calls
+        warnings.warn("Solver '{}' does not support callbacks {}".format(method, set(unused)))
     resolved = option_rules.for_our_backend(spec_method, merged, odeint_arguments)
     if "step_size" in resolved:
         if step_size is not None:

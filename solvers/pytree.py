@@ -66,7 +66,7 @@ class TreeSpec:
         leaves, start = [], 0
         for shape in self.shapes:
             stop = start + shape.numel()
-            leaves.append(flat[..., start:stop].reshape(*lead, *shape))
+            leaves.append(flat[..., start:stop].reshape((*lead, *shape)))  # a tuple: 0-d leaves give ()
             start = stop
         return tuple(leaves)
 

@@ -72,3 +72,14 @@ def test_cli_bad_settings_end_in_one_error_line(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error:" in err and match in err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["sequential", "--task", "digits", "--model", "gated", "--seed", "99999999999999999999999"],
+     "seed must be an integer from 0 to 2^63 - 1, got 99999999999999999999999"),
+    (["sequential", "--task", "digits", "--model", "gated", "--split-seed", "-3"],
+     "split_seed must be an integer from 0 to 2^63 - 1, got -3"),
+])
+def test_seeds_out_of_range_are_refused_by_name(argv, match, capsys, tmp_path):
+    assert main([*argv, "--out-dir", str(tmp_path / "r")]) == 2
+    assert match in capsys.readouterr().err and not (tmp_path / "r").exists()

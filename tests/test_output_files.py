@@ -44,3 +44,38 @@ def test_figures_get_the_permissions_of_every_other_output(tmp_path):
     finally:
         os.umask(umask)
     assert modes == {0o644}
+
+
+def test_one_writer_per_run_folder(tmp_path):
+    """A folder locked by another live process is refused; a lock left by a dead one is taken over; the same
+    process may take its own lock again (a command's training loop inside the command)."""
+    import pytest
+
+    from experiments.io import LOCK, folder_lock
+
+    lock = tmp_path / LOCK
+    lock.write_text(str(os.getppid()))  # a live process that is not us
+    with pytest.raises(ValueError, match=rf"being written by another process \(pid {os.getppid()}\)"):
+        with folder_lock(tmp_path):
+            pass
+    lock.write_text(str(DEAD_PID))  # stale
+    with folder_lock(tmp_path):
+        assert lock.read_text() == str(os.getpid())
+        with folder_lock(tmp_path):  # re-entrant
+            assert lock.exists()
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def test_a_second_training_into_a_locked_folder_is_refused(tmp_path, capsys):
+    from experiments.__main__ import main
+    from experiments.io import LOCK
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK).write_text(str(os.getppid()))
+    argv = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "4", "--epochs", "1",
+            "--train-subset", "100", "--threads", "1", "--no-progress", "--stability-check", "off",
+            "--out-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert "being written by another process" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK]  # nothing written

@@ -122,7 +122,8 @@ def test_sequential_resume_refuses_another_configuration(seq_run, capsys, change
 def test_sequential_resume_raises_epochs_and_cleans_stale_temporaries(seq_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(seq_run, run)
-    stale, live = run / ".checkpoint.pt.x7fk2q9a.tmp", run / f".metrics.json.{os.getppid()}-abcd1234.tmp"
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    stale, live = run / f".checkpoint.pt.{dead}-x7fk2q9a.tmp", run / f".metrics.json.{os.getppid()}-abcd1234.tmp"
     stale.write_bytes(b"half a checkpoint")  # left by a writer killed before its rename
     live.write_bytes(b"")  # named after a process that is still running: it may still rename it
     assert main([*SEQ, "--epochs", "3", "--resume", "--out-dir", str(run)]) == 0

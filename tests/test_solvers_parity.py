@@ -346,3 +346,39 @@ def test_adjoint_callbacks_are_forwarded_to_torchdiffeqs_backward_pass():
     assert calls == []
     ys.sum().backward()
     assert len(calls) > 0 and f.w.grad is not None
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5", "bosh3", "implicit_midpoint"])
+def test_tuple_states_with_0d_leaves(method):
+    """A tuple state whose leaves include a 0-d tensor, under every kind of method, as torchdiffeq takes it."""
+
+    y0 = (torch.tensor(1.0, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64))
+    f = lambda t, y: (-y[0], -2.0 * y[1])  # noqa: E731
+    t = torch.linspace(0, 1, 3, dtype=torch.float64)
+    step = {"step_size": 0.01} if method in ("rk4", "implicit_midpoint") else {}
+    ours = solvers.odeint(f, y0, t, method=method, rtol=1e-10, atol=1e-12, **step)
+    exact = (torch.exp(-t), torch.exp(-2.0 * t)[:, None] * y0[1])
+    assert [o.shape for o in ours] == [(3,), (3, 2)]
+    for o, e in zip(ours, exact):
+        assert torch.allclose(o, e, atol=1e-4 if method == "implicit_midpoint" else 1e-7)
+    reference = torchdiffeq.odeint(f, y0, t, method="dopri5", rtol=1e-10, atol=1e-12)
+    assert [r.shape for r in reference] == [o.shape for o in ours]
+
+
+def test_a_callback_the_method_never_calls_is_warned_about_as_torchdiffeq_does():
+    class F(nn.Module):
+        def forward(self, t, y):
+            return -y
+
+        def callback_reject_step(self, t0, y0, dt):
+            pass
+
+    y0, t = torch.ones(2, dtype=torch.float64), torch.linspace(0, 1, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"Solver 'rk4' does not support callbacks \{'callback_reject_step'\}"):
+        odeint(F(), y0, t, method="rk4", step_size=0.1)
+    with pytest.warns(UserWarning, match=r"Solver 'rk4' does not support callbacks \{'callback_reject_step'\}"):
+        torchdiffeq.odeint(F(), y0, t, method="rk4", options={"step_size": 0.1})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        odeint(F(), y0, t, method="dopri5")  # adaptive solves do call it

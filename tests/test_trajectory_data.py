@@ -109,3 +109,10 @@ def test_generated_flags_do_not_apply_to_a_data_file(tmp_path, capsys):
     path = write_npz(tmp_path / "ok.npz", states=states, times=times)
     assert main(["trajectory", "--data", str(path), "--system", "pendulum", "--n", "9"]) == 2
     assert "--system, --n describe generated trajectories and do not apply to --data" in capsys.readouterr().err
+
+
+def test_complex_states_are_refused_not_truncated(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, states=np.ones((2, 3, 2), dtype=np.complex128) * (1 + 2j), times=np.arange(3.0))
+    with pytest.raises(DataError, match=r"'states' is complex \(complex128\); trajectories must be real"):
+        load_trajectories(path)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import odernn
+from odernn import LAYERED_MODELS
 from experiments.trajectory.data import Trajectories
 from experiments.trajectory.model import TrajectoryPredictor, accepts_times, build_predictor
 from experiments.trajectory.settings import TaskSettings
@@ -89,7 +90,8 @@ def test_reference_predictors():
 def test_predictor_shapes_and_initial_state(model, h0):
     traj = trajectories(n=12, length=7, d=3)
     task = prepare(traj, context=3, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0)
-    settings = TaskSettings(models=(model,), hidden_size=5, num_layers=2, h0=h0, context=3)
+    layers = {"num_layers": 2} if model in LAYERED_MODELS else {}  # refused for single-layer models
+    settings = TaskSettings(models=(model,), hidden_size=5, h0=h0, context=3, **layers)
     net = build_predictor(settings, model, 3, 3, task.uniform)
     x = task.datasets["train"].tensors[0]
     assert net(x).shape == (6, 4, 3)

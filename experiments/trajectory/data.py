@@ -140,6 +140,9 @@ def _read_npz(path: Path) -> Trajectories:
                         f"(N, T, d) and 'times' (N, T) or (T,); found {sorted(contents) or 'nothing'}")
     arrays = {}
     for key in ("states", "times"):
+        if np.iscomplexobj(contents[key]):  # float64 would drop the imaginary part without a word
+            raise DataError(f"{path}: '{key}' is complex ({contents[key].dtype}); trajectories must be real: split "
+                            f"real and imaginary parts into separate state components")
         try:
             arrays[key] = np.asarray(contents[key], dtype=np.float64)
         except (TypeError, ValueError):

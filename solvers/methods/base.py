@@ -10,6 +10,8 @@ A method says what it is through capabilities, never through a kind string that 
 - ``options``: the method-specific ``odeint`` options it takes (``partition``, ``newton``, ``batch_rows``), and
   ``select(**candidates)`` keeps just those, so a caller holding every option passes them without asking
   which method it has;
+- ``callbacks``: the torchdiffeq step callbacks of f that its loop calls (a solve warns, as torchdiffeq does,
+  about one that f defines and the method never calls);
 - ``explicit_tableau``, ``partitioned``: what a specialised ODERNN integrator may exploit (an explicit
   Butcher tableau to walk, a block order to sweep);
 - ``assess(z, mu)``: the one-step amplification of the linearised problem dh/dt = J h at the eigenvalues
@@ -48,7 +50,8 @@ class Stepper:
         return self.step(f, t, y, dt)
 
     def counts(self) -> dict[str, int]:
-        return dict(n_newton=self.counter.iterations, n_jacobians=self.counter.jacobians)
+        return dict(n_newton=self.counter.iterations, n_jacobians=self.counter.jacobians,
+                    n_continued=self.counter.continued)
 
 
 class Method:
@@ -61,6 +64,8 @@ class Method:
     implicit: ClassVar[bool] = False
     needs_jacobian: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()
+    callbacks: ClassVar[tuple[str, ...]] = ("callback_step", "callback_accept_step")
+    """The torchdiffeq step callbacks of f its loop calls (the fixed-step loop never rejects a step)."""
 
     def __init__(self, name: str, order: int, tableau: Optional[ButcherTableau] = None) -> None:
         self._name, self._order, self._tableau = name, int(order), tableau

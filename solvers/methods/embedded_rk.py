@@ -14,6 +14,7 @@ from solvers.methods.tableau_method import TableauMethod
 class EmbeddedRK(TableauMethod):
     kind = "adaptive"
     adaptive = True
+    callbacks = ("callback_step", "callback_accept_step", "callback_reject_step")
 
     def stepper(self, *, partition: Optional[Sequence[int]] = None, state_size: Optional[int] = None,
                 newton: Optional[NewtonOptions] = None, rows: bool = False) -> Stepper:

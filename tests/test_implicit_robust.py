@@ -1,0 +1,79 @@
+"""Implicit steps that hold at large steps with real input: where plain Newton fails, a continuation in the
+step size reaches the same step's stage solution (checked against the method's defining equation); a
+factorisation a library botched is redone in float64; a non-finite Newton matrix is a NewtonError, never a
+crash inside the triangular solve."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import solvers
+from odernn import build_rnn
+
+
+@pytest.mark.parametrize("solver", ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"])
+def test_large_steps_with_real_input_complete_with_bounded_states(solver):
+    """eps 1, sigma_w 8, gamma 0, N(0, 1) inputs: plain Newton fails on most steps here (it used to stop the
+    forward with NewtonError); the continuation completes every step."""
+    torch.manual_seed(0)
+    rnn = build_rnn("antisymmetric", 1, 16, solver=solver, step_size=1.0, gamma=0.0, sigma_w=8.0)
+    outputs, last = rnn(torch.randn(2, 6, 1))
+    assert torch.isfinite(outputs).all() and last.abs().max() < 6 * 1.0  # |f| <= 1: at most dt per step
+    assert rnn.last_stats.n_continued > 0
+
+
+def test_a_continued_step_solves_the_methods_own_equation():
+    """Implicit midpoint: y1 = y0 + dt f((y0 + y1) / 2). The continued step satisfies it to Newton's tolerance
+    in float64 at dt = 3, where Newton from f(y0) diverges."""
+    torch.manual_seed(1)
+    C = 8.0 * torch.randn(16, 16, dtype=torch.float64) / 4.0
+    C = C - C.T
+    u = torch.randn(1, 16, dtype=torch.float64)
+    f = lambda t, y: torch.tanh(y @ C.T + u)  # noqa: E731
+    y0 = torch.randn(1, 16, dtype=torch.float64)
+    counter = solvers.NewtonCounter()
+    tableau = solvers.get_tableau("implicit_midpoint")
+    jacobian = lambda t, y: (1 - f(t, y) ** 2).unsqueeze(-1) * C  # noqa: E731  (closed form, as ODERNN gives)
+    y1 = solvers.implicit_rk_step(f, 0.0, y0, 3.0, tableau, jacobian=jacobian, counter=counter)
+    assert counter.continued == 1
+    residual = y1 - y0 - 3.0 * f(0.0, 0.5 * (y0 + y1))
+    assert residual.abs().max() < 1e-8  # (continued == 1: plain Newton failed on this step first)
+
+
+def test_a_botched_single_precision_factorisation_is_redone_in_float64(monkeypatch):
+    """A library returning invalid pivots for a float32 batch (seen with a batched LU on one CPU) must not
+    reach lu_solve: the factorisation is redone in float64 and the step equals the unpatched one."""
+    torch.manual_seed(2)
+    rnn = build_rnn("antisymmetric", 1, 8, solver="gauss_legendre4", step_size=0.1, gamma=0.01)
+    x = torch.randn(4, 5, 1)
+    expected = rnn(x)[1].detach()
+    real = torch.linalg.lu_factor_ex
+    calls = {"float32": 0, "float64": 0}
+
+    def botched(matrix, *args, **kwargs):
+        LU, pivots, info = real(matrix, *args, **kwargs)
+        calls[str(matrix.dtype).split(".")[1]] += 1
+        return (LU, torch.zeros_like(pivots), info) if matrix.dtype == torch.float32 else (LU, pivots, info)
+
+    monkeypatch.setattr(torch.linalg, "lu_factor_ex", botched)
+    out = rnn(x)[1]
+    assert calls["float64"] == calls["float32"] > 0
+    assert torch.allclose(out, expected, atol=1e-5)
+    out.sum().backward()  # the implicit-function backward solves with the float64 factors too
+
+
+def test_a_non_finite_newton_matrix_is_a_newton_error():
+    y = torch.ones(2, 3, dtype=torch.float64)
+    jacobian = lambda t, y: torch.full((*y.shape, y.shape[1]), float("nan"), dtype=y.dtype)  # noqa: E731
+    with pytest.raises(solvers.NewtonError, match="not finite"):
+        solvers.implicit_rk_step(lambda t, y: -y, 0.0, y, 0.1, solvers.get_tableau("backward_euler"),
+                                 jacobian=jacobian)
+
+
+def test_implicit_grid_command(capsys):
+    from experiments.__main__ import main
+    assert main(["implicit-grid", "--eps", "1", "--sigma-w", "8", "--gamma", "0", "--seeds", "1",
+                 "--solvers", "implicit_midpoint"]) == 0
+    assert "| implicit_midpoint | 0 of 1 |" in capsys.readouterr().out
+    assert main(["implicit-grid", "--solvers", "rk4"]) == 2
+    assert "--solvers takes implicit methods" in capsys.readouterr().err
