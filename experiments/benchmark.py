@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead of the scan table: one training epoch of PRESET on synthetic data of its shape "
                              "against torch.nn.RNN's bare forward+backward (experiments.epoch_benchmark)")
     parser.add_argument("--epoch-batches", type=int, default=20, help="batches timed per arrangement (default 20)")
+    parser.add_argument("--data-root", default=None,
+                        help="with --epoch: time the loop on the task's real data under this folder (e.g. MNIST/raw)")
     parser.add_argument("--arrangements", default="1x2,2x1",
                         help="PROCESSESxTHREADS list for --epoch (default 1x2,2x1)")
     parser.add_argument("--memory", action="store_true",
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return memory_table(args)
     if args.epoch:
         from experiments.epoch_benchmark import epoch_table
-        print(epoch_table(args.epoch, args.epoch_batches, args.arrangements.split(",")))
+        print(epoch_table(args.epoch, args.epoch_batches, args.arrangements.split(","), args.data_root))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -245,8 +245,7 @@ def train_and_test(settings: RunSettings, task: SequenceTask, out_dir: Path, *, 
     """
     run = prepared or prepare_run(settings, task, out_dir, resume=resume, progress=progress,
                                   checkpoint_every=checkpoint_every, data=data)
-    settings, model, config, out_dir, resume = run.settings, run.model, run.config, run.out_dir, run.resume
-    lock = folder_lock(out_dir) if current(settings.device).is_writer else contextlib.nullcontext()
+    lock = folder_lock(run.out_dir) if current(run.settings.device).is_writer else contextlib.nullcontext()
     with lock:  # one writer per run folder, from config.json to results.json (fit takes it again)
         return _train_and_test(run, task, stability_check, test_every_epoch, stability_steps, progress)
 

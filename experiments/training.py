@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from experiments.cli_options import check_device
-from experiments.distributed import Context, current, unwrap
+from experiments.distributed import current, unwrap
 from experiments.io import (atomic_save, atomic_write_json, atomic_write_text, folder_lock, load_checkpoint,
                           remove_stale_temporaries)
 from experiments.resume import FREE, GROW, differences, rule

@@ -8,7 +8,6 @@ backward: O(T^2)).
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Sequence, Union
 
 import torch

@@ -1,4 +1,7 @@
 """Suite-wide guard: no test may leak torch's global settings into the next one."""
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -16,3 +19,24 @@ def float64():
     """Run a test with float64 as torch's default dtype (restored afterwards by the guard above)."""
     torch.set_default_dtype(torch.float64)
     yield
+
+
+def write_fake_mnist(root: Path, seed: int = 0, n_train: int = 40, n_test: int = 24) -> Path:
+    """Tiny random IDX files in MNIST's layout (root/MNIST/raw): real loaders, no download."""
+    from experiments.data.idx import IDX_STEMS, write_idx
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for key, array in {"train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+                       "train_y": rng.integers(0, 10, n_train, dtype=np.uint8),
+                       "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+                       "test_y": rng.integers(0, 10, n_test, dtype=np.uint8)}.items():
+        write_idx(array, raw / IDX_STEMS[key])
+    return root
+
+
+@pytest.fixture
+def fake_mnist():
+    """``fake_mnist(root, seed=0, n_train=40, n_test=24) -> root``: see ``write_fake_mnist``."""
+    return write_fake_mnist

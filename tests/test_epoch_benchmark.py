@@ -15,3 +15,13 @@ def test_a_worker_runs_the_training_loop_on_data_of_the_presets_shape():
     assert shape_of("afrnn-mnist") == (784, 1, 10, 54000)
     timing = worker("antisymmetric-mnist", batches=2, batch_size=4)
     assert timing["batches"] == 2 and timing["world_size"] == 1 and timing["seconds"] > 0
+    assert timing["n_val"] == 1  # 8 training sequences, one validation sequence per 9
+
+
+def test_a_worker_on_real_files_reads_them_through_the_tasks_loader(tmp_path, fake_mnist):
+    """--data-root: the batches are the task's own sequences (tiny IDX files in MNIST's layout here)."""
+    root = fake_mnist(tmp_path / "data", n_train=60)
+    timing = worker("antisymmetric-mnist", batches=3, batch_size=4, data_root=str(root))
+    assert timing["batches"] == 3 and timing["n_val"] == 1 and timing["seconds"] > 0
+    with pytest.raises(ValueError, match="is not a directory"):
+        worker("antisymmetric-mnist", batches=1, batch_size=4, data_root=str(tmp_path / "nothing"))

@@ -4,26 +4,12 @@ in one line. Data: tiny IDX files in MNIST's layout written here (no download)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from experiments.__main__ import main
-from experiments.data.idx import IDX_STEMS, write_idx
-
-
-def fake_mnist(root: Path, seed: int = 0, n_train: int = 40, n_test: int = 24) -> Path:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for key, array in {"train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-                       "train_y": rng.integers(0, 10, n_train, dtype=np.uint8),
-                       "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-                       "test_y": rng.integers(0, 10, n_test, dtype=np.uint8)}.items():
-        write_idx(array, raw / IDX_STEMS[key])
-    return root
+from conftest import write_fake_mnist as fake_mnist
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import shutil
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from conftest import write_fake_mnist
 from experiments.__main__ import main
-from experiments.data.idx import IDX_STEMS, write_idx
 from experiments.double_pendulum.train import Settings as PendulumSettings
 from experiments.resume import FREE, GROW, SAME, differences, snapshot
 from experiments.sequential import DataSettings, RunSettings
@@ -84,15 +83,7 @@ def test_every_field_is_compared_unless_marked(settings):
 # ---- sequential -------------------------------------------------------------------------------------------
 
 def _mnist(root: Path, seed: int = 0) -> Path:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for key, array in {"train_x": rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
-                       "train_y": rng.integers(0, 10, 12, dtype=np.uint8),
-                       "test_x": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
-                       "test_y": rng.integers(0, 10, 4, dtype=np.uint8)}.items():
-        write_idx(array, raw / IDX_STEMS[key])
-    return root
+    return write_fake_mnist(root, seed, n_train=12, n_test=4)
 
 
 @pytest.fixture(scope="module")

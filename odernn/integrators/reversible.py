@@ -16,7 +16,6 @@ sample (the step stays exactly invertible: each step uses one interval's f throu
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
