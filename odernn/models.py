@@ -20,23 +20,23 @@ from typing import Any, Sequence, Union
 from torch import nn
 
 from .baselines import GRUBaseline, LSTMBaseline
-from .fields import (AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetricField,
+from .fields import (AFRNNField, AntisymmetricField, CoRNNField, FRNNField, GatedAntisymmetricField,
                      StackedAntisymmetricField, UnstructuredField)
 from .rnn import ODERNN
 
-MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "lstm", "gru")
+MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "lstm", "gru")
 ODERNN_OPTIONS = tuple(name for name in inspect.signature(ODERNN.__init__).parameters
                        if name not in ("self", "field", "solver", "step_size"))
 """Every keyword ODERNN takes beyond the field, solver and step (derived from its signature, so a new setting
 of ODERNN reaches build_rnn without a second list)."""
 SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
-                "ablation": UnstructuredField}
+                "ablation": UnstructuredField, "cornn": CoRNNField}
 MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField}
 LAYERED_MODELS = (*MULTI_LAYER, "lstm", "gru")
 """The models that take ``num_layers``."""
 FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
                  "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
-                 "ablation": ("gated", "sigma_w", "init"),
+                 "ablation": ("gated", "sigma_w", "init"), "cornn": ("epsilon",),
                  **{name: ("coupling", "parameterization", "sigma_w", "init") for name in MULTI_LAYER}}
 DEFAULTS = {"arnn": {"parameterization": "full"}, "ablation": {"gated": True}}
 
@@ -56,8 +56,9 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
     """A sequence module by name (``MODEL_NAMES``). Multi-layer names (afrnn, arnn2, frnn) take ``hidden_size``
     as an int per layer (``num_layers``, default 2) or a list of layer sizes; lstm/gru take ``num_layers``
     (default 1) and, being discrete-time, ignore ``solver``, ``step_size`` and ``gamma`` (so one command line
-    can sweep over every model). Other keywords go to the field (coupling, parameterization, sigma_w, init, gated) or to
-    ``ODERNN`` (substeps, interpolation, rtol, atol, adjoint, batch_first, check_finite, fast_path)."""
+    can sweep over every model). ``cornn`` (coRNN) reads ``gamma`` as its oscillators' stiffness and takes
+    ``epsilon`` (damping); its authors' scheme is ``solver="partitioned_euler"``. Other keywords go to the field
+    (coupling, parameterization, sigma_w, init, gated, epsilon) or to ``ODERNN`` (``ODERNN_OPTIONS``)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
     if name in ("lstm", "gru"):
