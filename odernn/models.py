@@ -20,23 +20,25 @@ from typing import Any, Sequence, Union
 from torch import nn
 
 from .baselines import GRUBaseline, LSTMBaseline
-from .fields import (AFRNNField, AntisymmetricField, CoRNNField, FRNNField, GatedAntisymmetricField,
-                     StackedAntisymmetricField, UnstructuredField)
+from .fields import (AFRNNField, AntisymmetricField, CoRNNField, FRNNField, GatedAntisymmetricField, LEMField,
+                     LipschitzField, StackedAntisymmetricField, UnstructuredField)
 from .rnn import ODERNN
 
-MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "lstm", "gru")
+MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "lem", "lipschitz", "lstm",
+               "gru")
 ODERNN_OPTIONS = tuple(name for name in inspect.signature(ODERNN.__init__).parameters
                        if name not in ("self", "field", "solver", "step_size"))
 """Every keyword ODERNN takes beyond the field, solver and step (derived from its signature, so a new setting
 of ODERNN reaches build_rnn without a second list)."""
 SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
-                "ablation": UnstructuredField, "cornn": CoRNNField}
+                "ablation": UnstructuredField, "cornn": CoRNNField, "lem": LEMField, "lipschitz": LipschitzField}
 MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField}
 LAYERED_MODELS = (*MULTI_LAYER, "lstm", "gru")
 """The models that take ``num_layers``."""
 FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
                  "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
-                 "ablation": ("gated", "sigma_w", "init"), "cornn": ("epsilon",),
+                 "ablation": ("gated", "sigma_w", "init"), "cornn": ("epsilon",), "lem": (),
+                 "lipschitz": ("beta", "alpha", "init_std"),
                  **{name: ("coupling", "parameterization", "sigma_w", "init") for name in MULTI_LAYER}}
 DEFAULTS = {"arnn": {"parameterization": "full"}, "ablation": {"gated": True}}
 
@@ -57,8 +59,10 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
     as an int per layer (``num_layers``, default 2) or a list of layer sizes; lstm/gru take ``num_layers``
     (default 1) and, being discrete-time, ignore ``solver``, ``step_size`` and ``gamma`` (so one command line
     can sweep over every model). ``cornn`` (coRNN) reads ``gamma`` as its oscillators' stiffness and takes
-    ``epsilon`` (damping); its authors' scheme is ``solver="partitioned_euler"``. Other keywords go to the field
-    (coupling, parameterization, sigma_w, init, gated, epsilon) or to ``ODERNN`` (``ODERNN_OPTIONS``)."""
+    ``epsilon`` (damping); ``lipschitz`` reads it as the shift of A_beta and W_beta and takes ``beta``, ``alpha``,
+    ``init_std``; ``lem`` has no gamma and ignores it, as lstm/gru do. The family's authors' schemes:
+    ``partitioned_euler`` for cornn and lem, ``euler`` for lipschitz. Other keywords go to the field (coupling,
+    parameterization, sigma_w, init, gated, epsilon, ...) or to ``ODERNN`` (``ODERNN_OPTIONS``)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
     if name in ("lstm", "gru"):
@@ -76,7 +80,10 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
     else:
         if not isinstance(hidden_size, int):
             raise ValueError(f"model {name!r} has one layer and takes hidden_size as an int, got {hidden_size!r}")
-        field = SINGLE_LAYER[name](input_size, hidden_size, gamma=gamma, **field_kw)
+        cls = SINGLE_LAYER[name]
+        if "gamma" in inspect.signature(cls).parameters:  # lem has none and, like lstm/gru, ignores it
+            field_kw["gamma"] = gamma
+        field = cls(input_size, hidden_size, **field_kw)
     return ODERNN(field, solver=solver, step_size=step_size, **rnn_kw)
 
 

@@ -1,10 +1,12 @@
 """Vector fields f(t, h, u) of continuous-time recurrent networks (docs/design.md section 5)."""
 from .base import TanhForm, VectorField, make_blocks
 from .cornn import CoRNNField
+from .lem import LEMField
+from .lipschitz import LipschitzField
 from .layered import AFRNNField, FRNNField, LayeredField, StackedAntisymmetricField
 from .params import AntisymmetricMatrix
 from .single import AntisymmetricField, GatedAntisymmetricField, SingleLayerField, UnstructuredField
 
 __all__ = ["VectorField", "TanhForm", "AntisymmetricField", "GatedAntisymmetricField", "UnstructuredField", "AFRNNField",
            "StackedAntisymmetricField", "FRNNField", "LayeredField", "SingleLayerField", "AntisymmetricMatrix",
-           "make_blocks", "CoRNNField"]
+           "make_blocks", "CoRNNField", "LEMField", "LipschitzField"]
