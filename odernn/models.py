@@ -21,25 +21,28 @@ from torch import nn
 
 from .baselines import GRUBaseline, LSTMBaseline
 from .fields import (AFRNNField, AntisymmetricField, CoRNNField, FRNNField, GatedAntisymmetricField, LEMField,
-                     LipschitzField, StackedAntisymmetricField, UnstructuredField)
+                     LipschitzField, StackedAntisymmetricField, UnICORNNField, UnstructuredField)
 from .rnn import ODERNN
 
-MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "lem", "lipschitz", "lstm",
-               "gru")
+MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "unicornn", "lem", "lipschitz",
+               "lstm", "gru")
 ODERNN_OPTIONS = tuple(name for name in inspect.signature(ODERNN.__init__).parameters
                        if name not in ("self", "field", "solver", "step_size"))
 """Every keyword ODERNN takes beyond the field, solver and step (derived from its signature, so a new setting
 of ODERNN reaches build_rnn without a second list)."""
 SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
                 "ablation": UnstructuredField, "cornn": CoRNNField, "lem": LEMField, "lipschitz": LipschitzField}
-MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField}
+MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField,
+               "unicornn": UnICORNNField}
+NUM_LAYERS = {"unicornn": 3}
+"""Default layer counts where the paper's is not 2."""
 LAYERED_MODELS = (*MULTI_LAYER, "lstm", "gru")
 """The models that take ``num_layers``."""
 FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
                  "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
                  "ablation": ("gated", "sigma_w", "init"), "cornn": ("epsilon",), "lem": (),
-                 "lipschitz": ("beta", "alpha", "init_std"),
-                 **{name: ("coupling", "parameterization", "sigma_w", "init") for name in MULTI_LAYER}}
+                 "lipschitz": ("beta", "alpha", "init_std"), "unicornn": ("alpha",),
+                 **{name: ("coupling", "parameterization", "sigma_w", "init") for name in ("afrnn", "arnn2", "frnn")}}
 DEFAULTS = {"arnn": {"parameterization": "full"}, "ablation": {"gated": True}}
 
 
@@ -71,19 +74,19 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
             raise ValueError(f"model {name!r} takes hidden_size as an int, got {hidden_size!r}")
         cls = LSTMBaseline if name == "lstm" else GRUBaseline
         return cls(input_size, hidden_size, **kw)
-    num_layers = kw.pop("num_layers", 2) if name in MULTI_LAYER else None
+    num_layers = kw.pop("num_layers", NUM_LAYERS.get(name, 2)) if name in MULTI_LAYER else None
     check_options(name, kw, FIELD_OPTIONS[name] + ODERNN_OPTIONS)
     field_kw = {**DEFAULTS.get(name, {}), **{k: v for k, v in kw.items() if k in FIELD_OPTIONS[name]}}
     rnn_kw = {k: v for k, v in kw.items() if k in ODERNN_OPTIONS}
     if name in MULTI_LAYER:
-        field = MULTI_LAYER[name](input_size, layer_sizes(hidden_size, num_layers), gamma=gamma, **field_kw)
+        cls, size = MULTI_LAYER[name], layer_sizes(hidden_size, num_layers)
     else:
         if not isinstance(hidden_size, int):
             raise ValueError(f"model {name!r} has one layer and takes hidden_size as an int, got {hidden_size!r}")
-        cls = SINGLE_LAYER[name]
-        if "gamma" in inspect.signature(cls).parameters:  # lem has none and, like lstm/gru, ignores it
-            field_kw["gamma"] = gamma
-        field = cls(input_size, hidden_size, **field_kw)
+        cls, size = SINGLE_LAYER[name], hidden_size
+    if "gamma" in inspect.signature(cls).parameters:  # lem and unicornn have none and, like lstm/gru, ignore it
+        field_kw["gamma"] = gamma
+    field = cls(input_size, size, **field_kw)
     return ODERNN(field, solver=solver, step_size=step_size, **rnn_kw)
 
 

@@ -3,10 +3,11 @@ from .base import TanhForm, VectorField, make_blocks
 from .cornn import CoRNNField
 from .lem import LEMField
 from .lipschitz import LipschitzField
+from .unicornn import UnICORNNField
 from .layered import AFRNNField, FRNNField, LayeredField, StackedAntisymmetricField
 from .params import AntisymmetricMatrix
 from .single import AntisymmetricField, GatedAntisymmetricField, SingleLayerField, UnstructuredField
 
 __all__ = ["VectorField", "TanhForm", "AntisymmetricField", "GatedAntisymmetricField", "UnstructuredField", "AFRNNField",
            "StackedAntisymmetricField", "FRNNField", "LayeredField", "SingleLayerField", "AntisymmetricMatrix",
-           "make_blocks", "CoRNNField", "LEMField", "LipschitzField"]
+           "make_blocks", "CoRNNField", "LEMField", "LipschitzField", "UnICORNNField"]
