@@ -83,3 +83,16 @@ def test_cli_bad_settings_end_in_one_error_line(argv, match, capsys):
 def test_seeds_out_of_range_are_refused_by_name(argv, match, capsys, tmp_path):
     assert main([*argv, "--out-dir", str(tmp_path / "r")]) == 2
     assert match in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["dynamics", "--eps", "inf"], "--eps must be a finite number > 0, got inf"),
+    (["dynamics", "--eps", "nan"], "--eps must be a finite number > 0, got nan"),
+    (["dynamics", "--afrnn-steps", "0"], "--afrnn-steps must be >= 1, got 0"),
+    (["dynamics", "--traj-hidden", "0"], "--traj-hidden must be >= 1, got 0"),
+    (["dynamics", "--seed", "-1"], "--seed must be an integer from 0 to 2^63 - 1, got -1"),
+])
+def test_dynamics_flags_are_checked_by_name_before_any_figure(argv, match, capsys, tmp_path):
+    assert main([*argv, "--quick", "--no-progress", "--out-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Error;" not in err and not (tmp_path / "d").exists()

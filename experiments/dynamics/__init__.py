@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +24,7 @@ import solvers
 from experiments.cli_options import (SolverOptions, add_solver_arguments, check_output_folder, given, positive_int,
                                      solver_options)
 from experiments.io import atomic_write_json, atomic_write_text
+from experiments.training import check_seed
 
 FIGURES = ("fig1", "appendix", "table", "afrnn_trajectories", "afrnn_jacobian")
 
@@ -97,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from odernn.plots import save_figure
 
     solvers.get_method(args.solver)  # unknown names fail here, listing the known ones
-    if args.T < 1 or args.eps <= 0:
-        raise ValueError(f"--T must be >= 1 and --eps > 0, got T={args.T}, eps={args.eps}")
+    for flag_name in ("T", "afrnn_steps", "traj_steps", "hidden", "traj_hidden"):
+        if getattr(args, flag_name) < 1:
+            raise ValueError(f"--{flag_name.replace('_', '-')} must be >= 1, got {getattr(args, flag_name)}")
+    if not (math.isfinite(args.eps) and args.eps > 0):
+        raise ValueError(f"--eps must be a finite number > 0, got {args.eps}")
+    check_seed(args.seed, "--seed")
     out = check_output_folder(args.out_dir)
     solver_options(args)  # bad --rtol / --atol / --max-steps: one line before any figure
     jobs = _jobs(args)
