@@ -100,10 +100,10 @@ def test_make_data_refuses_an_unknown_format_before_solving(tmp_path, capsys):
 def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     args = ["trajectory", "--system", "damped-oscillator", "--models", "lstm", "--out-dir", str(tmp_path / "r"), *TINY]
     assert main([*args, "--resume"]) == 2
-    assert "--resume given but there is no checkpoint" in capsys.readouterr().err
+    assert "--resume given but" in capsys.readouterr().err
     assert main(args) == 0
     assert main(args) == 2
-    assert "exists: pass resume=True (--resume)" in capsys.readouterr().err
+    assert "holds a run (config.json); pass --resume to continue it" in capsys.readouterr().err
     first = json.loads((tmp_path / "r" / "result.json").read_text())
     assert main([*args, "--resume"]) == 0  # a finished run: reloads the best epoch, same test result
     assert json.loads((tmp_path / "r" / "result.json").read_text())["test_mse"] == first["test_mse"]
@@ -127,3 +127,19 @@ def test_bad_flags_fail_before_anything_is_written(tmp_path, capsys, argv, match
     except SystemExit as exc:  # argparse's own errors
         status = exc.code
     assert status == 2 and match in capsys.readouterr().err and not out.exists()
+
+
+def test_a_run_killed_before_a_models_first_checkpoint_continues(tmp_path):
+    """Two models; the second never reached its first checkpoint (its folder is gone, as after kill -9 right
+    after the first model): --resume continues the first and starts the second afresh, with the same numbers
+    as the uninterrupted run (training is seeded)."""
+    import shutil
+
+    args = ["trajectory", "--system", "damped-oscillator", "--models", "lstm", "gru", "--out-dir",
+            str(tmp_path / "r"), *TINY]
+    assert main(args) == 0
+    first = {row["model"]: row["test_mse"] for row in json.loads((tmp_path / "r" / "table.json").read_text())["rows"]}
+    shutil.rmtree(tmp_path / "r" / "gru")
+    assert main([*args, "--resume"]) == 0
+    again = {row["model"]: row["test_mse"] for row in json.loads((tmp_path / "r" / "table.json").read_text())["rows"]}
+    assert again == first and (tmp_path / "r" / "gru" / "checkpoint.pt").is_file()

@@ -184,17 +184,19 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize)
     models = {m: build_predictor(settings, m, task.state_dim, task.context, task.uniform) for m in settings.models}
     resume_flag = getattr(args, "resume", False)
-    if resume_flag:
-        missing = [str(out_dir / m / CHECKPOINT) for m in models if not (out_dir / m / CHECKPOINT).is_file()]
-        if missing:
-            raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
+    started = (out_dir / CONFIG_FILE).is_file()
+    if resume_flag and not started:
+        raise ValueError(f"--resume given but {out_dir} holds no run to continue (no {CONFIG_FILE})")
+    if started and not (resume_flag or reuse):
+        raise ValueError(f"{out_dir} holds a run ({CONFIG_FILE}); pass --resume to continue it (models killed "
+                         f"before their first checkpoint start afresh), or use another --out-dir")
     identity = data_identity(args, traj)
     now: dict[str, Any] = {"settings": settings, "data_identity": identity}
     if simulation is not None:
         now["simulation"] = simulation
     continuing = [m for m in models if (out_dir / m / CHECKPOINT).is_file()] if (resume_flag or reuse) else []
-    if continuing:  # every check before anything is written: the run's record, then each model's checkpoint
-        check_resume(out_dir, now)
+    if started and (resume_flag or reuse):  # every check before anything is written: the run's record, then
+        check_resume(out_dir, now)         # each model's checkpoint (a model without one starts afresh)
     config = settings.train_config(progress=False)
     for model_name in models:
         check_run_folder(out_dir / model_name, config, model_name in continuing)
