@@ -167,3 +167,19 @@ def test_cli_train_writes_table_and_plots(truth, tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert run_cli(argv) == 2  # rerun without --resume refuses to overwrite the runs
     assert "--resume" in capsys.readouterr().err
+
+
+def test_another_model_on_other_ground_truth_is_refused_in_a_folder(tmp_path, capsys):
+    """Two models in one folder share its table and plots: the second must train on the same ground truth."""
+    from experiments.__main__ import main
+
+    for seed, name in ((0, "a.npz"), (1, "b.npz")):
+        assert main(["double-pendulum", "generate", "--n", "12", "--seed", str(seed), "--out", str(tmp_path / name),
+                     "--no-progress"]) == 0
+    common = ["--split", "6", "3", "3", "--epochs", "1", "--no-progress", "--stability-check", "off", "--out",
+              str(tmp_path / "run")]
+    assert main(["double-pendulum", "train", "--models", "lstm", "--data", str(tmp_path / "a.npz"), *common]) == 0
+    capsys.readouterr()
+    assert main(["double-pendulum", "train", "--models", "afrnn", "--data", str(tmp_path / "b.npz"), *common]) == 2
+    assert "holds lstm trained on other ground truth" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "afrnn").exists()

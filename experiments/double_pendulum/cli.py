@@ -24,8 +24,8 @@ from experiments.double_pendulum.train import (DISCRETISATIONS, H0_MODES, HIDDEN
 from experiments.cli_options import (ERRORS, OneLineArgumentParser, SolverOptions, add_solver_arguments,
                                      check_output_file, check_output_folder, given, option_name, positive_int,
                                      report_error)
-from experiments.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
-from experiments.resume import CONFIG_FILE, check_resume, snapshot
+from experiments.io import atomic_write_json, atomic_write_text, read_json, remove_stale_temporaries
+from experiments.resume import CONFIG_FILE, check_resume, normal, snapshot
 from experiments.stability_gate import add_stability_argument
 from experiments.training import check_run_folder
 
@@ -170,6 +170,7 @@ def _train(args: argparse.Namespace, reuse: bool = False) -> None:
         raise ValueError(f"--resume given but there is no checkpoint at {', '.join(missing)}")
     truth = gen.load(args.data)
     identity = data_identity(truth, args.data)
+    _check_same_data(args.out, identity, [s.model for s in settings])
     resumed = {}
     for s, checkpoint in zip(settings, checkpoints):  # every run's checks before anything is written
         resume = args.resume or (reuse and checkpoint.is_file())
@@ -191,6 +192,19 @@ def _train(args: argparse.Namespace, reuse: bool = False) -> None:
               f"units (best epoch {row['best_epoch']}, {row['parameters']:,} parameters, "
               f"{time.perf_counter() - start:.0f} s)", flush=True)
     _table(args)
+
+
+def _check_same_data(out: Path, identity: dict, models: list[str]) -> None:
+    """The folder's table and plots put every model in it side by side on one test set: a model trained on
+    other ground truth may not join the others there (refused before anything is written; the models being
+    trained or resumed now are held to their own records by the resume rules)."""
+    if not out.is_dir():
+        return
+    for run in sorted(p for p in out.iterdir() if (p / CONFIG_FILE).is_file() and p.name not in models):
+        recorded = read_json(run / CONFIG_FILE)
+        if isinstance(recorded, dict) and recorded.get("data") != normal(identity):
+            raise ValueError(f"{out} holds {run.name} trained on other ground truth than {identity.get('path', 'this')}"
+                             f"; its table would compare models on different test sets: use another --out")
 
 
 def _table(args: argparse.Namespace) -> None:
