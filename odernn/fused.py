@@ -354,7 +354,9 @@ class TanhRKScan(torch.autograd.Function):
         dt, gated = ctx.dt, ctx.gated
         stages, steps, batch, width = records.shape
         n = matrix.shape[0]
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
+        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
+            memory_format=torch.contiguous_format)
+        grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
         grad_s = POOL.take((stages, steps, batch, n), records)
         grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
         grad_h0 = walks(states.device).rk_backward(grad_h, grad_states, records, matrix, grad_s, grad_u, ctx.a,
@@ -403,7 +405,9 @@ class TanhGaussSeidelScan(torch.autograd.Function):
         states, acts, x, weight, matrix = ctx.saved_tensors
         dt, sizes, substeps = ctx.dt, ctx.sizes, ctx.substeps
         steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone()
+        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
+            memory_format=torch.contiguous_format)
+        grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
         grad_u = POOL.take((steps, batch, n), acts)
         walks(states.device).gs_backward(grad_h, grad_states, acts, grad_u, matrix, list(sizes), dt, substeps)
         grads = [grad_h, *input_gradients(ctx, per_sample(grad_u.unsqueeze(0), x.shape[0]), x, weight, dt), None]

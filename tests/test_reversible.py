@@ -1,7 +1,6 @@
 """Reversible Heun: order 2, exact inverse, O(1)-memory backward equal to autograd through the same steps."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -283,6 +283,8 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
 Tensor rk_backward(Tensor grad_h, const std::optional<Tensor>& grad_states, const Tensor& records,
                    const Tensor& matrix, const Tensor& grad_s, const std::optional<Tensor>& grad_u,
                    at::ArrayRef<double> a, at::ArrayRef<double> b, double dt, int64_t substeps, bool gated) {
+  TORCH_CHECK(!grad_states || grad_states->is_contiguous(), "rk_backward: grad_states must be contiguous");
+  TORCH_CHECK(grad_h.is_contiguous(), "rk_backward: grad_h must be contiguous");
   const auto rows = square(a, records.size(0));
   Tensor out;
   AT_DISPATCH_FLOATING_TYPES(grad_h.scalar_type(), "rk_backward", [&] {
