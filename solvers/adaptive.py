@@ -63,7 +63,7 @@ class Step(NamedTuple):
     landed: bool
 
 
-class EmbeddedRK:
+class EmbeddedPairRun:
     """One adaptive integration in progress: the current time ``t`` (0-d tensor, and ``t_host`` as a float),
     state ``y``, proposed step magnitude ``h``, the stage to reuse (``k0``) and the counts of attempts.
 
@@ -208,7 +208,7 @@ def integrate_adaptive(f: Field, y0: Tensor, t: Tensor, tableau: ButcherTableau,
     if len(times) == 1:
         return torch.stack(outputs), SolveStats()
     callbacks = Callbacks.of(f) if callbacks is None else callbacks
-    solver = EmbeddedRK(tableau, controller, 1.0 if times[-1] > times[0] else -1.0, norm, callbacks, times[-1])
+    solver = EmbeddedPairRun(tableau, controller, 1.0 if times[-1] > times[0] else -1.0, norm, callbacks, times[-1])
     pieces = segments(t, jumps)
     solver.start(pieces[0].restrict(f), t[0], y0, first_step)
     for piece in pieces:

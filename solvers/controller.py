@@ -25,6 +25,10 @@ from torch import Tensor
 from solvers.pytree import Norm, rms_norm
 
 DEFAULT_MAX_STEPS = 1_000_000
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-7, 1e-9
+"""The tolerances of every adaptive solve that is not given its own: torchdiffeq's, so its calls run unchanged
+(``odeint``, ``odeint_event``, ``StepController``, the solver demo). ODERNN declares its own, looser pair for
+training (``odernn.integrators.Settings``)."""
 DEFAULT_STIFFNESS_INTERVAL = 1000
 """Accepted steps between two routine stiffness tests (the DOPRI5 code's default NSTIFF)."""
 
@@ -34,8 +38,8 @@ class StepController:
     """Error-per-step control: tolerances, safety factor, bounds on step growth and shrinkage, step budget,
     and the interval of the stiffness test."""
 
-    rtol: float = 1e-7
-    atol: float = 1e-9
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
     safety: float = 0.9
     min_factor: float = 0.2
     max_factor: float = 10.0

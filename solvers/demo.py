@@ -8,6 +8,7 @@ import torch
 
 from solvers.odeint import odeint
 from solvers.problems import random_linear_problem
+from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
 from solvers.registry import available, get_method
 
 HEADER = ("method", "kind", "order", "step/tol", "nfe", "accepted", "rejected", "newton", "max error")
@@ -20,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--t-end", type=float, default=2.0, help="final time (default 2)")
     parser.add_argument("--outputs", type=int, default=11, help="number of output times in [0, t_end] (default 11)")
     parser.add_argument("--step-size", type=float, default=0.05, help="step of the fixed methods (default 0.05)")
-    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance, adaptive (default 1e-6)")
-    parser.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance, adaptive (default 1e-9)")
+    parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
+                        help=f"relative tolerance, adaptive (default {DEFAULT_RTOL:g}, odeint's)")
+    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
+                        help=f"absolute tolerance, adaptive (default {DEFAULT_ATOL:g}, odeint's)")
     parser.add_argument("--torchdiffeq", action="store_true",
                         help="also run torchdiffeq's methods of the same names (its rk4 is our rk38)")
 

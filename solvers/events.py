@@ -38,8 +38,9 @@ from scipy.optimize import brentq
 from torch import Tensor
 
 from solvers import torchdiffeq_backend as tdq
-from solvers.adaptive import EmbeddedRK
+from solvers.adaptive import EmbeddedPairRun
 from solvers.callbacks import Callbacks
+from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
 from solvers.errors import StepFailure
 from solvers.explicit import rk_stages
 from solvers.field import CheckedField, time_str
@@ -81,7 +82,7 @@ class AdaptiveMarch:
 
     def __init__(self, field: CheckedField, plan: Plan, direction: float) -> None:
         self.field, self.tableau = field, plan.method.tableau
-        self.solver = EmbeddedRK(self.tableau, plan.controller, direction, plan.norm, Callbacks.of(field),
+        self.solver = EmbeddedPairRun(self.tableau, plan.controller, direction, plan.norm, Callbacks.of(field),
                                  out_of_steps="no event yet; raise max_steps or check event_fn")
         self.solver.start(field, plan.t[0], plan.y0, plan.first_step)
 
@@ -134,7 +135,8 @@ class FixedMarch:
 
 def odeint_event(f: Callable[[Tensor, State], State], y0: State, t0: Union[Tensor, float],
                  event_fn: Callable[[Tensor, State], Tensor], *, reverse_time: bool = False, method: str = "dopri5",
-                 step_size: Optional[float] = None, rtol: float = 1e-7, atol: float = 1e-9, adjoint: bool = False,
+                 step_size: Optional[float] = None, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
+                 adjoint: bool = False,
                  backend: str = "odernn", max_steps: Optional[int] = None, event_tol: Optional[float] = None,
                  partition: Optional[Sequence[int]] = None, newton: Optional[NewtonOptions] = None,
                  batch_rows: bool = False, return_stats: bool = False, options: Optional[Mapping[str, Any]] = None,

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from solvers import torchdiffeq_backend as tdq
 from solvers.adaptive import integrate_adaptive
-from solvers.controller import DEFAULT_MAX_STEPS
+from solvers.controller import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL
 from solvers.explicit import integrate_fixed
 from solvers.implicit import NewtonOptions
 from solvers.plan import make_plan
@@ -18,7 +18,7 @@ from solvers.stats import SolveStats
 
 
 def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequence[float]],
-           method: str = "rk4", step_size: Optional[float] = None, rtol: float = 1e-7, atol: float = 1e-9,
+           method: str = "rk4", step_size: Optional[float] = None, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
            adjoint: bool = False, return_stats: bool = False, backend: str = "odernn",
            check_finite: bool = True, max_steps: int = DEFAULT_MAX_STEPS,
            partition: Optional[Sequence[int]] = None, jumps: Union[Tensor, Sequence[float], None] = None,

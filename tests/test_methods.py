@@ -118,3 +118,27 @@ def test_build_rnn_accepts_every_odernn_setting():
     assert rnn.max_steps == 10 and rnn.newton == solvers.NewtonOptions(tol=1e-8, simplified=True)
     with pytest.raises(ValueError, match="unknown option"):
         build_rnn("antisymmetric", 1, 4, max_step=10)
+
+
+def test_solver_defaults_are_declared_once():
+    """Every entry point of solvers takes its tolerances from solvers.controller; the CLI takes the model
+    solves' pair from ODERNN's settings."""
+    import argparse
+    import inspect
+
+    from experiments.cli_options import SolverOptions
+    from odernn.integrators import Settings
+    from solvers.controller import DEFAULT_ATOL, DEFAULT_MAX_STEPS, DEFAULT_RTOL, StepController
+    from solvers.demo import add_arguments
+
+    for entry in (solvers.odeint, solvers.odeint_event):
+        parameters = inspect.signature(entry).parameters
+        assert (parameters["rtol"].default, parameters["atol"].default) == (DEFAULT_RTOL, DEFAULT_ATOL)
+    assert (StepController().rtol, StepController().atol, StepController().max_steps) == \
+        (DEFAULT_RTOL, DEFAULT_ATOL, DEFAULT_MAX_STEPS)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    demo = parser.parse_args([])
+    assert (demo.rtol, demo.atol) == (DEFAULT_RTOL, DEFAULT_ATOL)
+    cli, model = SolverOptions(), Settings(step_size=0.1)
+    assert (cli.rtol, cli.atol, cli.max_steps) == (model.rtol, model.atol, model.max_steps)
