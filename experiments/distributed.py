@@ -14,6 +14,7 @@ global batch's mean: a run on W processes computes what one process computes wit
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -21,6 +22,12 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+
+
+def _leave() -> None:
+    """Leave the process group at exit (after the command's last collective)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class Context:
         if not dist.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend=backend)
+            atexit.register(_leave)  # an orderly teardown: gloo's threads otherwise may abort the exit
         if device.startswith("cuda"):
             torch.cuda.set_device(local)
         return cls(rank, world, local)
