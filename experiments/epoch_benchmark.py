@@ -11,7 +11,9 @@ are the task's real sequences (a seeded subset, read and transformed by the task
 carved from it). The baseline is torch.nn.RNN (tanh, the preset's hidden size per layer, the same input size)
 doing forward+backward of sum(h_T^2) on the same number of batches of the same shape, plus a forward over as
 many validation sequences, in this process with its default threads. Times are per batch and extrapolated to
-the preset's epoch (its training-set size / batch size); the ratio is epoch / baseline.
+the preset's epoch (its training-set size / batch size); the ratio is epoch / baseline. What a process pays
+once, not per epoch (loading the compiled walks, ~1 s), is paid before the clock starts: scaled from 20
+batches to an epoch it would count ~20 times.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def worker(preset_name: str, batches: int, seed: int = 0, batch_size: int | None
     from experiments.distributed import current
     from experiments.sequential import RunSettings, classification_loss
     from experiments.training import fit
-    from odernn import SequenceClassifier, build_rnn
+    from odernn import SequenceClassifier, build_rnn, kernels
 
     preset = get_preset(preset_name)
     length, inputs, classes, _ = shape_of(preset_name)
@@ -95,6 +97,7 @@ def worker(preset_name: str, batches: int, seed: int = 0, batch_size: int | None
         train, val, transform = task.train, task.val, task.batch_transform
     config = settings.train_config(len(train), progress=False, checkpoint_every=0)
     context = current()
+    kernels.compiled_ops()  # once per process, not per epoch
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
         start = time.perf_counter()

@@ -196,6 +196,22 @@ def per_sample(grad: Tensor, length: int) -> Tensor:
     return grad.view(stages, length, steps // length, batch, width).sum((0, 2))
 
 
+INLINE_FEATURES = 8
+"""Up to this many input features the compiled walk forms u = V x + b inside its pass (m + 1 multiply-adds
+per value) instead of reading a (T, B, w n) projection written by one matrix product beforehand: at m = 1
+that product (k = 1) and its 51 MB of traffic cost a quarter of an Euler scan (T = 784, B = H = 128)."""
+
+
+def held_inputs(x: Tensor, weight: Tensor, bias: Tensor, walker) -> tuple[Tensor, Optional[Tensor]]:
+    """What ``walker``'s rk walk reads as its inputs: the projection u = x V^T + b (T, B, rows of V) in a pool
+    buffer and None, or, for the compiled walk and at most ``INLINE_FEATURES`` features, the augmented
+    [x, 1] (T, B, m + 1) and [V^T; b] (m + 1, rows of V), from which the walk forms u itself."""
+    if walker is PythonWalks or x.shape[-1] > INLINE_FEATURES:
+        return project(x, weight, bias), None
+    ones = x.new_ones(*x.shape[:-1], 1)
+    return torch.cat([x, ones], -1), torch.cat([weight.T, bias[None]], 0).contiguous()
+
+
 def project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """u = x V^T + b for every sample, (T, B, rows of V), in a pool buffer."""
     projected = POOL.take((x.shape[0], x.shape[1], weight.shape[0]), x)
@@ -208,10 +224,14 @@ class PythonWalks:
     the same signatures (``odernn.kernels`` picks one). Every walk writes into the caller's buffers."""
 
     @staticmethod
-    def rk_forward(states: Tensor, projected: Tensor, matrix: Tensor, stage_inputs: Tensor, records: Tensor,
-                   a: Sequence[float], b: Sequence[float], dt: float, substeps: int, gated: bool) -> None:
-        """states (steps + 1, B, n) with states[0] = h0; projected (T, B, w n); stage_inputs Y_2..Y_s
-        (s - 1, steps, B, n); records (s, steps, B, w n); a the s x s tableau row-major."""
+    def rk_forward(states: Tensor, inputs: Tensor, input_weight: Optional[Tensor], matrix: Tensor,
+                   stage_inputs: Tensor, records: Tensor, a: Sequence[float], b: Sequence[float], dt: float,
+                   substeps: int, gated: bool) -> None:
+        """states (steps + 1, B, n) with states[0] = h0; inputs the projected u (T, B, w n), or with
+        ``input_weight`` = [V^T; b] (m + 1, w n) the augmented [x, 1] (T, B, m + 1) (``held_inputs``);
+        stage_inputs Y_2..Y_s (s - 1, steps, B, n); records (s, steps, B, w n); a the s x s tableau
+        row-major."""
+        projected = inputs if input_weight is None else inputs @ input_weight
         steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
         stages = len(b)
         act = (GatedTanhActivation if gated else TanhActivation)(stages, batch, n, states)
@@ -330,13 +350,15 @@ class TanhRKScan(torch.autograd.Function):
         steps, stages, width = length * substeps, tableau.stages, 2 if gated else 1
         a = [float(c) for row in tableau.A for c in row]
         b = [float(c) for c in tableau.b]
-        projected = project(x, weight, bias)
+        walker = walks(h0.device)
+        inputs, input_weight = held_inputs(x, weight, bias, walker)
         states = POOL.take((steps + 1, batch, n), h0)  # reused only once nothing outside holds it
         stage_inputs = POOL.take((stages - 1, steps, batch, n), h0)  # Y_2..Y_s of every step
         records = POOL.take((stages, steps, batch, width * n), h0)
         states[0] = h0
-        walks(h0.device).rk_forward(states, projected, matrix, stage_inputs, records, a, b, dt, substeps, gated)
-        POOL.give(projected)
+        walker.rk_forward(states, inputs, input_weight, matrix, stage_inputs, records, a, b, dt, substeps, gated)
+        if input_weight is None:
+            POOL.give(inputs)
         for buffer in (states, records, stage_inputs):
             weakref.finalize(ctx, POOL.give, buffer)
         ctx.save_for_backward(states, stage_inputs, records, x, weight, matrix)

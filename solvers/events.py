@@ -34,7 +34,6 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
-from scipy.optimize import brentq
 from torch import Tensor
 
 from solvers import torchdiffeq_backend as tdq
@@ -215,6 +214,8 @@ def _locate(event: EventFunction, march: Any, plan: Plan,
 
     eps = torch.finfo(y0.dtype).eps
     xtol = event_tol if event_tol is not None else 4.0 * eps * max(1.0, abs(float(start)), abs(float(start) + span))
+    from scipy.optimize import brentq  # here, not at import: scipy.optimize takes ~0.5 s to load
+
     s_star = brentq(phi, min(0.0, span), max(0.0, span), xtol=xtol, rtol=4 * torch.finfo(torch.float64).eps,
                     maxiter=200)
     return _with_implicit_gradients(event, partial, t_a, start + s_star)

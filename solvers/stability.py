@@ -20,7 +20,6 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from numpy.polynomial import polynomial as npoly
-from scipy.optimize import brentq
 
 from solvers.registry import Method, get_method, get_tableau, method_of_tableau
 from solvers.tableaus import ButcherTableau
@@ -130,6 +129,8 @@ def imaginary_axis_limit(method: MethodLike) -> float:
         return float("inf")
     if p[nonzero[0]] > 0:
         return 0.0
+    from scipy.optimize import brentq  # here, not at import: scipy.optimize takes ~0.5 s to load
+
     P = lambda y: float(npoly.polyval(y, p))  # noqa: E731
     roots = np.roots(p[nonzero[0]:][::-1])
     positive = sorted(r.real for r in roots if r.real > 0 and abs(r.imag) <= 1e-6 * max(1.0, abs(r)))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from experiments.__main__ import main
 from experiments.io import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,14 +20,22 @@ ARGS = ["-m", "experiments", "sequential", "--task", "digits", "--model", "antis
         "--threads", "1", "--no-progress", "--stability-check", "off"]
 
 
-def run(out: Path, epochs: int, processes: int = 1, resume: bool = False) -> subprocess.CompletedProcess:
-    launcher = [sys.executable] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    cmd = launcher + ARGS + ["--epochs", str(epochs), "--out-dir", str(out)] + (["--resume"] if resume else [])
+def run(out: Path, epochs: int, processes: int = 1, resume: bool = False) -> None:
+    """The run in this process (one process: the same code path, without a second interpreter's start-up) or
+    under torchrun."""
+    options = ["--epochs", str(epochs), "--out-dir", str(out)] + (["--resume"] if resume else [])
+    if processes == 1:
+        threads = torch.get_num_threads()
+        try:
+            assert main(ARGS[2:] + options) == 0
+        finally:
+            torch.set_num_threads(threads)
+        return
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           *ARGS, *options]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 def weights(out: Path) -> dict:
