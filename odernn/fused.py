@@ -250,11 +250,12 @@ class PythonWalks:
 
     @staticmethod
     def rk_backward(grad_h: Tensor, grad_states: Optional[Tensor], records: Tensor, matrix: Tensor,
-                    grad_s: Tensor, grad_u: Optional[Tensor], a: Sequence[float], b: Sequence[float], dt: float,
-                    substeps: int, gated: bool) -> Tensor:
+                    grad_s: Tensor, grad_u: Optional[Tensor], grad_inputs: Optional[Tensor], a: Sequence[float],
+                    b: Sequence[float], dt: float, substeps: int, gated: bool) -> Tensor:
         """Returns dL/dh0 from ``grad_h`` = dL/dh_steps (used as a work buffer); writes dL/ds / dt of every
         stage and step into ``grad_s`` (s, steps, B, n) and, gated, dL/du / dt into ``grad_u`` (s, steps, B,
-        2n); for tanh dL/du = dL/ds. Per step gy' sits in ``grad_h`` and gy is accumulated into ``grad_next``
+        2n); for tanh dL/du = dL/ds. ``grad_inputs`` (T, B, w n), if given, receives dL/du / dt per input sample
+        (``per_sample``). Per step gy' sits in ``grad_h`` and gy is accumulated into ``grad_next``
         (two buffers, swapped; the first stage written writes gy' + gY_s, no copy). A stage whose gY_i enters
         some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the
         largest such p, so gk_p / dt = b_p gy' + kept_i is one fused add."""
@@ -288,6 +289,8 @@ class PythonWalks:
                     grad_next.addmm_(g, matrix, alpha=dt)
                 first = False
             grad_h, grad_next = grad_next, grad_h
+        if grad_inputs is not None:
+            grad_inputs.copy_(per_sample(grad_s if grad_u is None else grad_u, grad_inputs.shape[0]))
         return grad_h
 
     @staticmethod
@@ -381,17 +384,19 @@ class TanhRKScan(torch.autograd.Function):
         grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
         grad_s = POOL.take((stages, steps, batch, n), records)
         grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
-        grad_h0 = walks(states.device).rk_backward(grad_h, grad_states, records, matrix, grad_s, grad_u, ctx.a,
-                                                   ctx.b, dt, ctx.substeps, gated)
-        grads = [grad_h0, *input_gradients(ctx, per_sample(grad_s if grad_u is None else grad_u, x.shape[0]),
-                                           x, weight, dt), None]
+        # dL/du per input sample: Euler's own stage buffer, else summed over stages and substeps by the walk
+        grad_inputs = None if stages == 1 and ctx.substeps == 1 else POOL.take((x.shape[0], batch, width), records)
+        grad_h0 = walks(states.device).rk_backward(grad_h, grad_states, records, matrix, grad_s, grad_u,
+                                                   grad_inputs, ctx.a, ctx.b, dt, ctx.substeps, gated)
+        sample_grads = (grad_s if grad_u is None else grad_u)[0] if grad_inputs is None else grad_inputs
+        grads = [grad_h0, *input_gradients(ctx, sample_grads, x, weight, dt), None]
         if ctx.needs_input_grad[4]:
             from_states = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
             total = torch.addmm(from_states, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
             grads[4] = total.mul_(dt)
-        POOL.give(grad_s)
-        if grad_u is not None:
-            POOL.give(grad_u)
+        for buffer in (grad_s, grad_u, grad_inputs):
+            if buffer is not None:
+                POOL.give(buffer)
         return (*grads, None, None, None, None)
 
 

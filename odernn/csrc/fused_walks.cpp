@@ -218,6 +218,19 @@ void backward_pass(const Layout<T>& L, const T* t, T dt, const T* gy_in, T* gy_o
   }
 }
 
+// dL/du / dt of one input sample, the sum over the s stages of one step (row stride w n each), written into
+// (first step of the sample walked) or added to (its other substeps) ``out``.
+template <typename T>
+void sample_sum(const std::vector<const T*>& stages, T* out, bool first, int64_t count) {
+  const int64_t step = V<T>::size();
+  for (int64_t o = 0; o < count; o += step) {
+    const int64_t cnt = std::min<int64_t>(step, count - o);
+    V<T> total = first ? V<T>(T(0)) : V<T>::loadu(out + o, cnt);
+    for (const T* g : stages) total = total + V<T>::loadu(g + o, cnt);
+    total.store(out + o, cnt);
+  }
+}
+
 std::vector<std::vector<double>> square(at::ArrayRef<double> a, int64_t stages) {
   std::vector<std::vector<double>> rows(stages);
   for (int64_t i = 0; i < stages; ++i) rows[i].assign(a.begin() + i * stages, a.begin() + (i + 1) * stages);
@@ -286,10 +299,13 @@ void rk_forward(const Tensor& states, const Tensor& inputs, const std::optional<
 
 // The reverse walk: grad_h holds dL/dh_steps on entry and is a work buffer; returns dL/dh0. grad_s
 // (s, steps, B, n) receives dL/ds / dt of every stage and step, grad_u (gated only) dL/du / dt (s, steps, B, 2n).
-// grad_states (T, B, n) is the gradient of the returned states, if any.
+// grad_states (T, B, n) is the gradient of the returned states, if any. grad_inputs (T, B, w n), if given,
+// receives dL/du / dt of every input sample (its stages and substeps summed), formed as each step finishes
+// while its stages' values are still in cache.
 template <typename T>
 Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states, const Tensor& records,
                          const Tensor& matrix, const Tensor& grad_s, const std::optional<Tensor>& grad_u,
+                         const std::optional<Tensor>& grad_inputs,
                          const std::vector<std::vector<double>>& a, at::ArrayRef<double> b, double dt,
                          int64_t substeps, bool gated) {
   const int64_t stages = records.size(0), steps = records.size(1), batch = grad_h.size(0), n = grad_h.size(1);
@@ -341,6 +357,13 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
       const T* gy_in = i == stages - 1 ? grad_h.data_ptr<T>() : grad_next.data_ptr<T>();
       backward_pass<T>(L, t.data_ptr<T>(), T(dt), gy_in, grad_next.data_ptr<T>(), extra, accs, finish, begin);
     }
+    if (grad_inputs) {  // every stage of step j is final now (stage 0's since the pass of stage 1, or s = 1's
+                        // since the previous step's last pass)
+      std::vector<const T*> rows;
+      for (int64_t i = 0; i < stages; ++i) rows.push_back(gated ? gu_at(i, j) : at_<T>(grad_s, i, j));
+      sample_sum<T>(rows, grad_inputs->select(0, j / substeps).data_ptr<T>(), (j + 1) % substeps == 0,
+                    batch * L.width());
+    }
     std::swap(grad_h, grad_next);
   }
   return grad_h;
@@ -348,19 +371,22 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
 
 Tensor rk_backward(Tensor grad_h, const std::optional<Tensor>& grad_states, const Tensor& records,
                    const Tensor& matrix, const Tensor& grad_s, const std::optional<Tensor>& grad_u,
-                   at::ArrayRef<double> a, at::ArrayRef<double> b, double dt, int64_t substeps, bool gated) {
+                   const std::optional<Tensor>& grad_inputs, at::ArrayRef<double> a, at::ArrayRef<double> b,
+                   double dt, int64_t substeps, bool gated) {
   TORCH_CHECK(!grad_states || grad_states->is_contiguous(), "rk_backward: grad_states must be contiguous");
   TORCH_CHECK(grad_h.is_contiguous(), "rk_backward: grad_h must be contiguous");
+  TORCH_CHECK(!grad_inputs || grad_inputs->is_contiguous(), "rk_backward: grad_inputs must be contiguous");
   const auto rows = square(a, records.size(0));
   Tensor out = at::empty_like(grad_h);
   AT_DISPATCH_FLOATING_TYPES(grad_h.scalar_type(), "rk_backward", [&] {
     over_bands(grad_h.size(0), [&](int64_t r0, int64_t count) {
-      std::optional<Tensor> band_states, band_u;
+      std::optional<Tensor> band_states, band_u, band_inputs;
       if (grad_states) band_states = grad_states->narrow(1, r0, count);
       if (grad_u) band_u = grad_u->narrow(2, r0, count);
+      if (grad_inputs) band_inputs = grad_inputs->narrow(1, r0, count);
       out.narrow(0, r0, count).copy_(rk_backward_typed<scalar_t>(
           grad_h.narrow(0, r0, count), band_states, records.narrow(2, r0, count), matrix,
-          grad_s.narrow(2, r0, count), band_u, rows, b, dt, substeps, gated));
+          grad_s.narrow(2, r0, count), band_u, band_inputs, rows, b, dt, substeps, gated));
     });
   });
   return out;
@@ -483,7 +509,7 @@ TORCH_LIBRARY(odernn_fused, m) {
   m.def("rk_forward(Tensor(a!) states, Tensor inputs, Tensor? input_weight, Tensor matrix, Tensor(b!) stage_inputs, "
         "Tensor(c!) records, float[] a, float[] b, float dt, int substeps, bool gated) -> ()");
   m.def("rk_backward(Tensor(d!) grad_h, Tensor? grad_states, Tensor records, Tensor matrix, Tensor(a!) grad_s, "
-        "Tensor(b!)? grad_u, float[] a, float[] b, float dt, int substeps, bool gated) -> Tensor");
+        "Tensor(b!)? grad_u, Tensor(e!)? grad_inputs, float[] a, float[] b, float dt, int substeps, bool gated) -> Tensor");
   m.def("gs_forward(Tensor(a!) states, Tensor projected, Tensor matrix, Tensor(b!) acts, int[] sizes, float dt, "
         "int substeps) -> ()");
   m.def("gs_backward(Tensor(a!) grad_h, Tensor? grad_states, Tensor acts, Tensor(b!) grad_u, Tensor matrix, "
