@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=float, default=0.1, help="eps (default 0.1)")
     parser.add_argument("--substeps", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=32, help="units (per layer for multi-layer models)")
-    parser.add_argument("--sigma-w", type=float, default=1.0, help="recurrent init scale (default 1)")
+    parser.add_argument("--sigma-w", type=float, default=None,
+                        help="recurrent init scale, for the models that take one (default: the model's, 1)")
     parser.add_argument("--input-size", type=int, default=1)
     parser.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
     parser.add_argument("--batch", type=int, default=4, help="sequences (default 4)")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rnn = options.configure(build_rnn(args.model, args.input_size, args.hidden, solver=args.solver,
                                       step_size=args.step_size, gamma=args.gamma, substeps=args.substeps,
-                                      sigma_w=args.sigma_w))
+                                      **({} if args.sigma_w is None else {"sigma_w": args.sigma_w})))
     for option in ("batch", "steps", "input_size"):
         if getattr(args, option) < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")

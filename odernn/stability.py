@@ -229,7 +229,8 @@ def _check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None, sample_steps:
     lam = _in_chunks(torch.linalg.eigvals, jac, progress, "stability check: eigenvalues")
     z = (dt * lam).cpu().numpy()
     blocks = tuple(rnn.field.blocks)
-    mu = (_in_chunks(lambda j: method.one_step_eigenvalues(j, dt, blocks), jac, progress,
+    linear = rnn.field.linear_part
+    mu = (_in_chunks(lambda j: method.one_step_eigenvalues(j, dt, blocks, linear), jac, progress,
                      "stability check: one-step matrices").cpu().numpy() if method.needs_jacobian else None)
     amp, outside = method.assess(z, mu)
     sample, step, _ = np.unravel_index(int(np.argmax(amp)), amp.shape)

@@ -33,7 +33,7 @@ def _row(name: str, args: argparse.Namespace, problem, t: torch.Tensor, exact: t
          backend: str = "odernn") -> tuple[str, ...]:
     method = get_method({"rk4": "rk38"}.get(name, name) if backend == "torchdiffeq" else name)
     adaptive = method.adaptive
-    ys, stats = odeint(problem.f, problem.y0, t, method=name, step_size=None if adaptive else args.step_size,
+    ys, stats = odeint(problem, problem.y0, t, method=name, step_size=None if adaptive else args.step_size,
                        rtol=args.rtol, atol=args.atol, return_stats=True, backend=backend,
                        **method.select(partition=(args.dim // 2, args.dim - args.dim // 2)))
     order = method.order

@@ -26,7 +26,8 @@ class CheckedField:
     """``f`` on the solver's state, with ``nfe`` counting its evaluations and its outputs checked.
 
     ``shape`` is the solver's state shape (the flat length for tuple states). f's step callbacks, when it
-    has any, become attributes of the same names taking the solver's state; adjoint callbacks are forwarded
+    has any, become attributes of the same names taking the solver's state; f's ``linear_part`` (IMEX
+    methods, ``solvers.methods.imex_rk``) is forwarded for tensor states; adjoint callbacks are forwarded
     unchanged (torchdiffeq hands them its own augmented state). With ``flat=False`` a tuple state is passed
     through as a tuple (for torchdiffeq, which flattens tuples itself) and only checked.
     """
@@ -42,6 +43,9 @@ class CheckedField:
             callback = getattr(f, name, None)
             if callback is not None:
                 setattr(self, name, callback)
+        linear = getattr(f, "linear_part", None)  # the linear part of f that IMEX methods take implicitly
+        if linear is not None and not spec.is_tuple:
+            self.linear_part = linear
 
     def _in_user_layout(self, callback: Callable) -> Callable:
         if not self.spec.is_tuple or not self.flat:

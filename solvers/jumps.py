@@ -44,10 +44,12 @@ def check_jumps(jumps: Union[Tensor, Sequence[float], None], t: Tensor) -> list[
 
 
 class OneSided:
-    """f(t, y) called at t clamped to [lo, hi]; forwards a ``jacobian(t, y)`` of f the same way."""
+    """f(t, y) called at t clamped to [lo, hi]; forwards a ``jacobian(t, y)`` of f the same way, and its
+    ``linear_part``."""
 
     def __init__(self, f: Field, lo: Tensor, hi: Tensor) -> None:
         self.f, self.lo, self.hi = f, lo, hi
+        self.linear_part = getattr(f, "linear_part", None)
         inner = getattr(f, "jacobian", None)
         self.jacobian = None if inner is None else (lambda t, y: inner(self.clamp(t), y))
 

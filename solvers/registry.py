@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from solvers.methods import EmbeddedRK, ExplicitRK, ImplicitRK, Method, PartitionedEuler, ReversibleHeun
+from solvers.methods import (ARS222, IMEX_EULER, EmbeddedRK, ExplicitRK, ImexRK, ImplicitRK, Method, PartitionedEuler,
+                             ReversibleHeun)
 from solvers.tableaus import TABLEAUS, ButcherTableau
 
 CLASSES: dict[str, type[Method]] = {cls.kind: cls for cls in
-                                    (ExplicitRK, EmbeddedRK, ImplicitRK, PartitionedEuler, ReversibleHeun)}
+                                    (ExplicitRK, EmbeddedRK, ImplicitRK, PartitionedEuler, ReversibleHeun, ImexRK)}
 KINDS = tuple(CLASSES)
-"""The kinds' labels, for ``available(kind)``: fixed, adaptive, implicit, partitioned, reversible."""
+"""The kinds' labels, for ``available(kind)``: fixed, adaptive, implicit, partitioned, reversible, imex."""
 
 
 def _tableau_method(name: str, tableau: ButcherTableau) -> Method:
@@ -29,6 +30,9 @@ def method_of_tableau(tableau: ButcherTableau) -> Method:
 _METHODS: dict[str, Method] = {
     **{name: _tableau_method(name, tab) for name, tab in TABLEAUS.items()},
     "partitioned_euler": PartitionedEuler("partitioned_euler", order=1),
+    "symplectic_euler": PartitionedEuler("symplectic_euler", order=1),
+    "imex_euler": ImexRK("imex_euler", IMEX_EULER),
+    "ars222": ImexRK("ars222", ARS222),
     "reversible_heun": ReversibleHeun("reversible_heun", order=2),
 }
 

@@ -39,7 +39,7 @@ def decay(t, y):
     (dict(method="partitioned_euler"), r"'partitioned_euler' needs partition="),
     (dict(method="partitioned_euler", partition=(1, 1)), r"partition sizes \(1, 1\) sum to 2.*last dimension is 3"),
     (dict(method="partitioned_euler", partition=(0, 3)), r"non-empty positive block sizes"),
-    (dict(method="rk4", partition=(1, 2)), r"partition is only used by method 'partitioned_euler'"),
+    (dict(method="rk4", partition=(1, 2)), r"partition is only used by methods 'partitioned_euler', 'symplectic_euler'"),
     (dict(method="rk4", safety=0.5), r"options \['safety'\] are not used by fixed-step method 'rk4'"),
     (dict(method="euler", step_size=1e-9), r"needs 1000000000 steps.*more than max_steps=1000000"),
     (dict(method="dopri5", first_step=0.0), r"first_step must be a finite number > 0, got 0.0"),

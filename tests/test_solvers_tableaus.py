@@ -89,10 +89,11 @@ def test_registry_lists_every_method_by_kind():
     assert available("fixed") == ["euler", "midpoint", "heun", "ralston", "rk3", "rk4", "rk38"]
     assert available("adaptive") == ["bosh3", "dopri5", "adaptive_heun"]
     assert available("implicit") == ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"]
-    assert available("partitioned") == ["partitioned_euler"]
+    assert available("partitioned") == ["partitioned_euler", "symplectic_euler"]
     assert available("reversible") == ["reversible_heun"]
+    assert available("imex") == ["imex_euler", "ars222"]
     assert available() == (available("fixed") + available("adaptive") + available("implicit")
-                           + available("partitioned") + available("reversible"))
+                           + available("partitioned") + available("imex") + available("reversible"))
     m = get_method("dopri5")
     assert (m.name, m.kind, m.tableau) == ("dopri5", "adaptive", get_tableau("dopri5"))
     assert get_method("partitioned_euler").tableau is None

@@ -77,6 +77,14 @@ class VectorField(nn.Module):
         """``forward`` with the matrices formed once; call it once per sequence, not per step."""
         return functools.partial(self.evaluate, self.matrices())
 
+    @property
+    def linear_part(self) -> Optional[Tensor]:
+        """L when the field is f(t, h, u) = L h + N(t, h, u) with L not depending on h: a vector (diagonal L) or
+        an (n, n) matrix in column convention (on the row state: h L^T), which IMEX methods
+        (``solvers.methods.imex_rk``) take implicitly; None (the default) when the field declares none. A
+        linear term inside the nonlinearity (AntisymmetricRNN's -gamma I) is not one."""
+        return None
+
     def tanh_form(self) -> Optional[TanhForm]:
         """The field as act(C h + V x + b) (``TanhForm``), for integrators with a fused scan; None when the
         field has no such form (the default: integrators then evaluate ``forward``)."""

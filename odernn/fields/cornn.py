@@ -52,6 +52,18 @@ class CoRNNField(VectorField):
     def reset_parameters(self) -> None:
         self.linear.reset_parameters()
 
+    @property
+    def linear_part(self) -> Tensor:
+        """L = [[-epsilon I, 0], [I, 0]] on (z, y): the damping and y' = z. IMEX Euler with it implicit is the
+        paper's eq. 3: z_n = (z + dt (tanh(...) - gamma y)) / (1 + dt epsilon), y_n = y + dt z_n."""
+        n = self.hidden_size
+        weight = self.linear.weight
+        linear = torch.zeros(2 * n, 2 * n, dtype=weight.dtype, device=weight.device)
+        index = torch.arange(n, device=weight.device)
+        linear[index, index] = -self.epsilon
+        linear[n + index, index] = 1.0
+        return linear
+
     def input_projection(self, x: Tensor) -> Tensor:
         """V x + b: the input columns of the one linear layer, and its bias."""
         return F.linear(x, self.linear.weight[:, :self.input_size], self.linear.bias)

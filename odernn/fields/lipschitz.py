@@ -54,6 +54,11 @@ class LipschitzField(VectorField):
     def input_projection(self, x: Tensor) -> Tensor:
         return self.input(x)
 
+    @property
+    def linear_part(self) -> Tensor:
+        """L = alpha A_beta^T (column convention of the row update h alpha A_beta), for IMEX methods."""
+        return self.alpha * beta_matrix(self.m_a, self.beta, self.gamma).T
+
     def matrices(self) -> tuple[Tensor, ...]:
         """(W_beta, A_beta)."""
         return beta_matrix(self.m_w, self.beta, self.gamma), beta_matrix(self.m_a, self.beta, self.gamma)

@@ -51,6 +51,7 @@ class _FieldOnPath(nn.Module):
         self.path = InputPath(x if project_per_call else field.input_projection(x), interpolation)
         self.prepared: Optional[Callable] = None if project_per_call else field.prepare()
         self.x, self.interpolation = x, interpolation
+        self.linear_part = field.linear_part  # for IMEX methods (None when the field declares none)
         self.nfe = 0
 
     def value(self, t: Tensor, h: Tensor, k: int, s: Union[float, Tensor]) -> Tensor:
@@ -112,6 +113,10 @@ class Interval:
         """The closed-form df/dh, or None; asked only by implicit methods, so explicit scans never form the
         offsets it needs."""
         return None if self.rhs.offsets is None else self._jacobian
+
+    @property
+    def linear_part(self) -> Optional[Tensor]:
+        return self.rhs.linear_part
 
     def __call__(self, t: Tensor, h: Tensor) -> Tensor:
         return self.rhs.value(t, h, self.k, self.rhs.fraction(t, self.k))

@@ -124,9 +124,11 @@ class Method:
         """Where z lies outside the method's stability region."""
         return self.amplification(z) > 1.0 + OUTSIDE_TOLERANCE
 
-    def one_step_eigenvalues(self, jac: Tensor, dt: float, blocks: Sequence[slice]) -> Tensor:
+    def one_step_eigenvalues(self, jac: Tensor, dt: float, blocks: Sequence[slice],
+                             linear: Optional[Tensor] = None) -> Tensor:
         """Eigenvalues (..., m) of the one-step matrix on dh/dt = J h for Jacobians ``jac`` (..., n, n), for a
-        method that ``needs_jacobian``; the others are assessed on z = dt * lambda alone."""
+        method that ``needs_jacobian`` (``blocks``: the field's blocks; ``linear``: its declared linear part);
+        the others are assessed on z = dt * lambda alone."""
         raise ValueError(f"method {self.name!r}: its one-step growth is a function of dt * lambda; use assess(z)")
 
     def assess(self, z: np.ndarray, mu: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -138,3 +140,12 @@ class Method:
     def criterion(self) -> str:
         """The stability criterion, in words, for reports."""
         return "max |one-step growth factor| <= 1"
+
+
+def assess_on_one_step_eigenvalues(name: str, mu: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``assess`` of a method that ``needs_jacobian``: |mu| and where it exceeds 1."""
+    if mu is None:
+        raise ValueError(f"{name!r} has no R(z): pass mu, the eigenvalues of its amplification matrix "
+                         f"(one_step_eigenvalues of the Jacobians)")
+    amp = np.abs(np.asarray(mu))
+    return amp, amp > 1.0 + OUTSIDE_TOLERANCE

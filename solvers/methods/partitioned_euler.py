@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from solvers.implicit import NewtonOptions
-from solvers.methods.base import OUTSIDE_TOLERANCE, Method, Stepper
+from solvers.methods.base import Method, Stepper, assess_on_one_step_eigenvalues
 from solvers.partitioned import check_partition, partitioned_euler_step
 
 
@@ -43,15 +43,12 @@ class PartitionedEuler(Method):
         sizes = check_partition(partition, state_size) if state_size is not None else tuple(partition)
         return Stepper(functools.partial(partitioned_euler_step, sizes=sizes))
 
-    def one_step_eigenvalues(self, jac: Tensor, dt: float, blocks: Sequence[slice]) -> Tensor:
+    def one_step_eigenvalues(self, jac: Tensor, dt: float, blocks: Sequence[slice],
+                             linear: Optional[Tensor] = None) -> Tensor:
         return one_step_matrix_eigenvalues(jac, dt, blocks)
 
     def assess(self, z: np.ndarray, mu: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        if mu is None:
-            raise ValueError(f"{self.name!r} has no R(z): pass mu, the eigenvalues of its amplification matrix "
-                             f"(one_step_eigenvalues of the Jacobians)")
-        amp = np.abs(np.asarray(mu))
-        return amp, amp > 1.0 + OUTSIDE_TOLERANCE
+        return assess_on_one_step_eigenvalues(self.name, mu)
 
     @property
     def criterion(self) -> str:
