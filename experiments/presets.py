@@ -12,6 +12,13 @@ AFRNN (Schwabe, Glasmachers and Acosta 2022), Tables 1-2: eps 0.01, gamma 0.001,
 batch 128, 100 epochs, all stated in Sec. 5.1-5.2. The authors' code updates the layers one after the other
 (the bottom layer's new state feeds the top layer), which is partitioned Euler; the presets use it.
 
+The ODE-RNN family, each from its authors' code (argparse defaults, the schedule and the README command where
+the code is silent): coRNN (Rusch & Mishra, ICLR 2021) sMNIST and psMNIST, UnICORNN (ICML 2021) psMNIST,
+LEM (ICLR 2022) sMNIST and psMNIST, Lipschitz RNN (Erichson et al., ICLR 2021) sMNIST and psMNIST. The second-
+order models run ``symplectic_euler`` (velocity block first: the official update), LEM ``partitioned_euler``
+(z, then y with the new z), Lipschitz RNN ``euler``. Their own permutations (seeds 12008 or 5544 of torch's
+generator) are not ours: ``--permutation-seed`` draws our own fixed permutation.
+
 ``paper_accuracy`` (test accuracy in %) and ``paper_params`` are the reported numbers, for the results
 table; ``paper_params`` is None where the paper rounds it (e.g. "10k").
 """
@@ -51,6 +58,11 @@ class Preset:
     iterations: int | None = None
     epochs: int | None = None
     note: str = ""
+    grad_clip: float | None = None
+    lr_decay_epoch: int | None = None
+    epsilon: float | None = None
+    alpha: float | None = None
+    beta: float | None = None
 
     def epochs_for(self, n_train: int, batch_size: int) -> int:
         """Epochs of this preset for ``n_train`` training examples (iterations converted when given)."""
@@ -77,6 +89,20 @@ def _afrnn_row(name: str, task: str, model: str, table: str, accuracy: float, pa
                   paper=PAPER_AFRNN, table=table, paper_accuracy=accuracy, paper_params=params,
                   solver="partitioned_euler" if layered else "euler", epochs=100,
                   note="all settings stated in Sec. 5.1; the authors selected on the test set, we on validation")
+
+
+PAPER_CORNN = "coRNN (Rusch & Mishra, ICLR 2021)"
+PAPER_UNICORNN = "UnICORNN (Rusch & Mishra, ICML 2021)"
+PAPER_LEM = "LEM (Rusch et al., ICLR 2022)"
+PAPER_LIPSCHITZ = "Lipschitz RNN (Erichson et al., ICLR 2021)"
+
+
+def _family_row(name: str, task: str, model: str, paper: str, accuracy: float, params: str, **settings) -> Preset:
+    solver = {"cornn": "symplectic_euler", "unicornn": "symplectic_euler", "lem": "partitioned_euler"}.get(
+        model, "euler")
+    return Preset(name, task, model, paper=paper, table="sMNIST/psMNIST", paper_accuracy=accuracy,
+                  paper_params=params, solver=solver, optimizer="adam",
+                  note="the authors' code's settings; their own permutation seed is not ours", **settings)
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -106,6 +132,21 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     _afrnn_row("arnn2-cifar10", "cifar10", "arnn2", "Table 2", 48.4, "51082"),
     _afrnn_row("frnn-cifar10", "cifar10", "frnn", "Table 2", 50.3, "67466"),
     _afrnn_row("lstm-cifar10-afrnn", "cifar10", "lstm", "Table 2", 28.4, "69386"),
+    # The ODE-RNN family (module docstring)
+    _family_row("cornn-smnist", "mnist", "cornn", PAPER_CORNN, 99.4, "134154", hidden_size=256, step_size=0.042,
+                gamma=2.7, epsilon=4.7, lr=0.0021, batch_size=120, epochs=120, lr_decay_epoch=100),
+    _family_row("cornn-psmnist", "pmnist", "cornn", PAPER_CORNN, 97.3, "134154", hidden_size=256, step_size=0.076,
+                gamma=0.4, epsilon=8.0, lr=0.0054, batch_size=120, epochs=120, lr_decay_epoch=100),
+    _family_row("unicornn-psmnist", "pmnist", "unicornn", PAPER_UNICORNN, 98.4, "136202", hidden_size=256,
+                step_size=0.19, gamma=0.0, alpha=30.65, lr=0.00251, batch_size=32, epochs=2600, lr_decay_epoch=650),
+    _family_row("lem-smnist", "mnist", "lem", PAPER_LEM, 99.5, "68362", hidden_size=128, step_size=0.21, gamma=0.0,
+                lr=0.0018, batch_size=128, epochs=120, lr_decay_epoch=100, grad_clip=1.0),
+    _family_row("lem-psmnist", "pmnist", "lem", PAPER_LEM, 96.6, "68362", hidden_size=128, step_size=0.31, gamma=0.0,
+                lr=0.0073, batch_size=128, epochs=120, lr_decay_epoch=100, grad_clip=1.1),
+    _family_row("lipschitz-smnist", "mnist", "lipschitz", PAPER_LIPSCHITZ, 99.4, "34314", hidden_size=128,
+                step_size=0.03, gamma=0.001, beta=0.75, lr=0.003, batch_size=128, epochs=100, lr_decay_epoch=90),
+    _family_row("lipschitz-psmnist", "pmnist", "lipschitz", PAPER_LIPSCHITZ, 96.3, "34314", hidden_size=128,
+                step_size=0.03, gamma=0.001, beta=0.75, lr=0.0035, batch_size=128, epochs=100, lr_decay_epoch=90),
 )}
 
 

@@ -80,6 +80,12 @@ class RunSettings(SolverOptions):
     optimizer: str = field(default="adam", metadata=flag("optimiser", choices=OPTIMIZERS))
     momentum: float = field(default=0.9, metadata=flag("SGD momentum"))
     grad_clip: float | None = field(default=None, metadata=flag("clip the gradient norm to this value", type=float))
+    lr_decay_epoch: int | None = field(default=None, metadata=flag(
+        "divide the learning rate by 10 after this many epochs (coRNN's schedule)", type=int))
+    epsilon: float | None = field(default=None, metadata=flag("coRNN's damping epsilon", type=float))
+    alpha: float | None = field(default=None, metadata=flag(
+        "UnICORNN's alpha, or Lipschitz RNN's scale of A_beta", type=float))
+    beta: float | None = field(default=None, metadata=flag("Lipschitz RNN's beta", type=float))
     seed: int = field(default=0, metadata=flag("seed of the model initialisation and batch order"))
     device: str = field(default="cpu", metadata=flag("cpu or cuda[:N]", resume=FREE))
     preset: str | None = field(default=None, metadata=flag(f"a paper row: {', '.join(PRESETS)}", type=str))
@@ -89,6 +95,9 @@ class RunSettings(SolverOptions):
         get_task(self.task)
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODEL_NAMES)}")
+        stray = [name for name in ("sigma_w", "epsilon", "alpha", "beta") if getattr(self, name) is not None]
+        if self.model in BASELINES and stray:
+            raise ValueError(f"--{stray[0].replace('_', '-')} is a setting of the ODE models; {self.model} has none")
         if self.model not in BASELINES and self.solver not in solvers.available():
             raise ValueError(f"unknown solver {self.solver!r}; known solvers: {', '.join(solvers.available())}")
         if not (math.isfinite(self.step_size) and self.step_size > 0):
@@ -105,13 +114,16 @@ class RunSettings(SolverOptions):
         """Keywords for ``build_rnn`` beyond name, sizes and the ODE settings."""
         if self.model in BASELINES:
             return {}
-        return {"substeps": self.substeps, **({} if self.sigma_w is None else {"sigma_w": self.sigma_w})}
+        given = {name: getattr(self, name) for name in ("sigma_w", "epsilon", "alpha", "beta")
+                 if getattr(self, name) is not None}  # build_rnn refuses one the model does not take
+        return {"substeps": self.substeps, **given}
 
     def train_config(self, n_train: int, progress: bool, checkpoint_every: int) -> TrainConfig:
         preset = get_preset(self.preset) if self.preset else None
         epochs = self.epochs or (preset.epochs_for(n_train, self.batch_size) if preset else DEFAULT_EPOCHS)
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                           momentum=self.momentum, grad_clip=self.grad_clip, seed=self.seed, device=self.device,
+                           momentum=self.momentum, grad_clip=self.grad_clip, lr_decay_epoch=self.lr_decay_epoch,
+                           seed=self.seed, device=self.device,
                            checkpoint_every=checkpoint_every, progress=progress)
 
 

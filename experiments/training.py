@@ -51,10 +51,17 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     grad_clip: float | None = None
+    lr_decay_epoch: int | None = None
+    """After this many epochs the learning rate is divided by 10 (coRNN's schedule); None: constant."""
     seed: int = 0
     device: str = field(default="cpu", metadata=rule(FREE))
     checkpoint_every: int = field(default=0, metadata=rule(FREE))
     progress: bool = field(default=True, metadata=rule(FREE))
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of (0-based) ``epoch``."""
+        decayed = self.lr_decay_epoch is not None and epoch >= self.lr_decay_epoch
+        return self.lr / 10 if decayed else self.lr
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -63,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if self.lr_decay_epoch is not None and (not isinstance(self.lr_decay_epoch, int) or self.lr_decay_epoch < 1):
+            raise ValueError(f"lr_decay_epoch must be a positive integer, got {self.lr_decay_epoch!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if not 0 <= self.momentum < 1:
@@ -341,6 +350,8 @@ def _train(model: nn.Module, loss_fn: LossFn, train: Any, val: Any, config: Trai
     n_batches = math.ceil(n / config.batch_size)
     fit_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
+        for group in optimizer.param_groups:  # a function of the epoch alone, so a resumed run agrees
+            group["lr"] = config.lr_at(epoch)
         model.train()
         order = epoch_order(n, config.seed, epoch)
         t0 = time.perf_counter() - sums["time"]

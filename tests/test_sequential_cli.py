@@ -9,7 +9,7 @@ import torch
 
 from experiments.__main__ import main
 from experiments.presets import PRESETS, get_preset
-from experiments.sequential import add_arguments, resolve_settings
+from experiments.sequential import add_arguments, build_classifier, resolve_settings
 from odernn import MODEL_NAMES
 
 FAST = ["--threads", "1", "--no-progress"]
@@ -55,6 +55,42 @@ def test_preset_gives_paper_row_and_flags_override():
     assert (s.task, s.model, s.lr, s.sigma_w, s.gamma) == ("digits-permuted", "gated", 0.2, 8.0, 0.001)  # MNIST screen
     assert get_preset("antisymmetric-mnist").epochs_for(54_000, 128) == 119  # 50,000 iterations of 422 batches
     assert all(p.model in MODEL_NAMES and 0 < p.paper_accuracy < 100 for p in PRESETS.values())
+
+
+@pytest.mark.parametrize("name", ["cornn-smnist", "cornn-psmnist", "unicornn-psmnist", "lem-smnist", "lem-psmnist",
+                                  "lipschitz-smnist", "lipschitz-psmnist"])
+def test_family_presets_build_the_papers_models(name):
+    """Each family preset resolves to its authors' settings and builds a model of the paper's size (readout
+    included), under the official discretisation."""
+    from types import SimpleNamespace
+
+    from odernn import count_parameters
+
+    preset = get_preset(name)
+    s = resolve_settings(_parse("--preset", name))
+    assert (s.model, s.solver, s.step_size, s.lr, s.batch_size, s.lr_decay_epoch, s.grad_clip) == (
+        preset.model, preset.solver, preset.step_size, preset.lr, preset.batch_size, preset.lr_decay_epoch,
+        preset.grad_clip)
+    pixels = SimpleNamespace(input_size=1, num_classes=10)  # (permuted) pixel MNIST
+    assert count_parameters(build_classifier(s, pixels)) == int(preset.paper_params)
+    assert {k: v for k, v in s.model_kwargs().items() if k != "substeps"} == {
+        k: getattr(preset, k) for k in ("epsilon", "alpha", "beta") if getattr(preset, k) is not None}
+
+
+def test_lr_decay_epoch_divides_the_rate_once():
+    from types import SimpleNamespace
+
+    from experiments.training import TrainConfig
+
+    config = TrainConfig(epochs=120, batch_size=8, lr=0.002, lr_decay_epoch=100)
+    assert [config.lr_at(e) for e in (0, 99, 100, 119)] == [0.002, 0.002, 0.0002, 0.0002]
+    with pytest.raises(ValueError, match="lr_decay_epoch must be a positive integer"):
+        TrainConfig(epochs=1, batch_size=8, lr=0.1, lr_decay_epoch=0)
+    with pytest.raises(ValueError, match="--epsilon is a setting of the ODE models; lstm has none"):
+        resolve_settings(_parse("--task", "digits", "--model", "lstm", "--epsilon", "1"))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) epsilon for model 'antisymmetric'"):
+        build_classifier(resolve_settings(_parse("--task", "digits", "--model", "antisymmetric", "--epsilon", "1")),
+                         SimpleNamespace(input_size=8, num_classes=10))
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -170,3 +170,17 @@ def test_load_checkpoint_errors(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable odernn checkpoint"):
         load_checkpoint(bad)
+
+
+def test_lr_decay_epoch_sets_the_rate_of_every_epoch_and_resumes_with_it(tmp_path):
+    """lr / 10 from epoch lr_decay_epoch on: the optimiser of the last checkpoint holds it, and a run resumed
+    after the decay ends where an uninterrupted one does."""
+    train, val = _data()
+    config = _config(epochs=3, lr_decay_epoch=2)
+    fit(_model(), nn.functional.cross_entropy, train, val, config, tmp_path / "a")
+    state = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    assert [group["lr"] for group in state["optimizer"]["param_groups"]] == [config.lr / 10]
+    fit(_model(), nn.functional.cross_entropy, train, val, _config(epochs=2, lr_decay_epoch=2), tmp_path / "b")
+    resumed = fit(_model(), nn.functional.cross_entropy, train, val, config, tmp_path / "b", resume=True)
+    whole = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert _losses(resumed.history) == _losses(whole)
