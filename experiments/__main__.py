@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "curves": ("experiments.curves", "learning curves of training runs (table and plot)"),
     "reproduce": ("experiments.reproduce", "check a run folder's published result on the official test set"),
     "implicit-grid": ("experiments.implicit_grid", "the implicit methods at large steps with real input"),
+    "faults": ("experiments.faults", "the fault-injection suite: bad files, flags, NaN mid-solve, kill -9"),
 }
 
 

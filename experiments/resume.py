@@ -112,9 +112,13 @@ def read_record(folder: str | Path) -> dict[str, Any]:
         raise ResumeError(f"cannot resume {folder}: {path} is missing, so the saved run's settings cannot be "
                           f"checked; start a fresh run in another --out-dir")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResumeError(f"cannot resume {folder}: {path} is not readable JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ResumeError(f"cannot resume {folder}: {path} holds a JSON {type(record).__name__}, not a run's settings "
+                          f"(an object); it is not this run's file")
+    return record
 
 
 def check_resume(folder: str | Path, now: Mapping[str, Any]) -> list[str]:

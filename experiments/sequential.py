@@ -237,9 +237,9 @@ def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, res
     now: dict[str, Any] = {"settings": settings, "data": data_identity(task)}
     if data is not None:
         now["data_settings"] = data
+    grown = check_resume(out_dir, now) if resume else []  # config.json missing: no run to continue
     if resume and not (out_dir / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"--resume given but there is no checkpoint at {out_dir / CHECKPOINT}")
-    grown = check_resume(out_dir, now) if resume else []
+        resume = False  # killed before its first checkpoint: nothing trained is lost; it starts from the beginning
     check_run_folder(out_dir, config, resume, model)
     return PreparedRun(settings, task, out_dir, model, config, resume, now, grown)
 

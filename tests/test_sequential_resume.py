@@ -59,3 +59,17 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path, monkeypat
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
     permutation = json.loads((tmp_path / "full" / "config.json").read_text())["data"]["permutation"]
     assert sorted(permutation) == list(range(64))
+
+
+def test_a_run_killed_before_its_first_checkpoint_continues_from_the_start(tmp_path):
+    """kill -9 after config.json but before the first checkpoint: --resume checks the record and starts the
+    run from the beginning (nothing trained was lost), ending where an uninterrupted run ends."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main([*_argv(whole), "--epochs", "2"]) == 0
+    assert main([*_argv(killed), "--epochs", "2"]) == 0
+    for name in list(killed.iterdir()):
+        if name.name != "config.json":
+            name.unlink()
+    assert main([*_argv(killed), "--epochs", "2", "--resume"]) == 0
+    assert _history(killed) == _history(whole)
+    assert main([*_argv(tmp_path / "never"), "--epochs", "2", "--resume"]) == 2  # no run there at all

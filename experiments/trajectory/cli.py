@@ -25,7 +25,7 @@ import torch
 
 from experiments.cli_options import (ERRORS, add_threads_argument, check_output_file, check_output_folder,
                                      report_error)
-from experiments.io import atomic_write_json, remove_stale_temporaries
+from experiments.io import atomic_write_json, load_checkpoint, remove_stale_temporaries
 from experiments.resume import CONFIG_FILE, check_resume
 from experiments.stability_gate import add_stability_argument
 from experiments.trajectory import plots, report
@@ -36,7 +36,7 @@ from experiments.trajectory.settings import PRESETS, TaskSettings
 from experiments.trajectory.simulate import SimulationSettings, check_against_scipy, generate
 from experiments.trajectory.task import PreparedTask, prepare
 from experiments.trajectory.train import train_model
-from experiments.training import check_run_folder
+from experiments.training import check_resumable, check_run_folder
 
 RUNS = Path("runs/trajectory")
 DEMO_OUT = Path("runs/trajectory_demo")
@@ -200,6 +200,9 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     config = settings.train_config(progress=False)
     for model_name in models:
         check_run_folder(out_dir / model_name, config, model_name in continuing)
+        if model_name in continuing:  # its checkpoint and best.pt hold this model, or nothing is written
+            check_resumable(out_dir / model_name, load_checkpoint(out_dir / model_name / CHECKPOINT),
+                            models[model_name])
     info = {"data": {"name": name, **traj.metadata}, "data_identity": identity, "task": task.describe(),
             "settings": asdict(settings), "simulation": None if simulation is None else asdict(simulation),
             "preset": preset}
