@@ -40,8 +40,7 @@ from solvers import torchdiffeq_backend as tdq
 from solvers.adaptive import EmbeddedPairRun
 from solvers.callbacks import Callbacks
 from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
-from solvers.errors import StepFailure
-from solvers.explicit import rk_stages
+from solvers.explicit import rk_stages, take_step
 from solvers.field import CheckedField, time_str
 from solvers.implicit import NewtonOptions
 from solvers.plan import Plan, make_plan
@@ -119,12 +118,7 @@ class FixedMarch:
             raise RuntimeError(f"no event in max_steps={self.max_steps} steps of {abs(self.dt):g} (reached "
                                f"t={time_str(self.t)}); raise max_steps or check event_fn")
         t_a, y_a = self.t, self.y
-        self.callbacks.call("step", t_a, y_a, self.dt)
-        try:
-            y_b = self.stepper(self.field, t_a, y_a, self.dt)
-        except StepFailure as failure:
-            raise failure.at_step(self.steps + 1, self.max_steps) from None
-        self.callbacks.call("accept", t_a, y_a, self.dt)
+        y_b = take_step(self.stepper, self.field, t_a, y_a, self.dt, self.callbacks, self.steps + 1, self.max_steps)
         self.t, self.y, self.steps = t_a + self.dt, y_b, self.steps + 1
         return t_a, y_a, self.t, y_b, lambda s: self.stepper(self.field, t_a, y_a, s)
 

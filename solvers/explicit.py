@@ -77,6 +77,22 @@ def step_counts(t: Tensor, step_size: Optional[float]) -> Tensor:
     return torch.ceil((widths - slack) / step_size).clamp_min(1)
 
 
+def take_step(stepper: Stepper, f: Field, t: Time, y: Tensor, dt: Time, callbacks: Callbacks, index: int,
+              total: int) -> Tensor:
+    """Step ``index`` (of at most ``total``) of the fixed-step loop: f's step callbacks around
+    the method's step, a failing step (``StepFailure``) re-raised naming it. Every fixed step of ``solvers``
+    goes through here: ``integrate_fixed`` and the event search's march (``solvers.events``)."""
+    if callbacks.any:
+        callbacks.call("step", t, y, dt)
+    try:
+        y_next = stepper(f, t, y, dt)
+    except StepFailure as failure:
+        raise failure.at_step(index, total) from None
+    if callbacks.any:
+        callbacks.call("accept", t, y, dt)
+    return y_next
+
+
 def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
                     check_finite: bool = True, max_steps: Optional[int] = None,
                     jumps: Sequence[float] = (), callbacks: Optional[Callbacks] = None) -> tuple[Tensor, SolveStats]:
@@ -125,15 +141,7 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
                 start = torch.minimum(start, piece.end)
             else:
                 dt_j = dt
-            if callbacks.any:
-                callbacks.call("step", start, y, dt_j)
-            try:
-                y_next = stepper(g, start, y, dt_j)
-            except StepFailure as failure:
-                raise failure.at_step(taken + 1, sum(counts)) from None
-            if callbacks.any:
-                callbacks.call("accept", start, y, dt_j)
-            y = y_next
+            y = take_step(stepper, g, start, y, dt_j, callbacks, taken + 1, sum(counts))
             taken += 1
         if piece.output is not None:
             outputs.append(y)

@@ -55,12 +55,13 @@ def odernn_step_map(rnn: nn.Module) -> StepMap:
     stepper = method.stepper(state_size=field.state_size, rows=True, **method.select(
         partition=[b.stop - b.start for b in field.blocks], newton=getattr(rnn, "newton", None)))
 
+    span = torch.tensor([0.0, substeps * dt], dtype=torch.float64)
+
     def steps(y: Tensor, u: Tensor) -> Tensor:
-        """``substeps`` steps of y (B, n) with the inputs u (B, p), row b with u[b]."""
-        g = lambda t, h: f(t, h, u)  # noqa: E731
-        for _ in range(substeps):
-            y = stepper(g, 0.0, y, dt)
-        return y
+        """``substeps`` steps of y (B, n) with the inputs u (B, p), row b with u[b]: solvers' one fixed-step
+        loop over one input interval."""
+        ys, _ = solvers.integrate_fixed(lambda t, h: f(t, h, u), y, span, stepper, dt, check_finite=False)
+        return ys[-1]
 
     def step(s: Tensor, u: Tensor) -> Tensor:
         return steps(s.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
