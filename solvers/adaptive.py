@@ -104,6 +104,7 @@ class EmbeddedPairRun:
             target = f" of {self.t_final:g}" if self.t_final is not None else ""
             raise RuntimeError(f"adaptive solve used max_steps={controller.max_steps} steps and reached only "
                                f"t={self.t_host:g}{target}: {self.out_of_steps}")
+        self.h = controller.bounded(self.h)
         dt, dt_mag, landed = self._clip(end)
         self.callbacks.call("step", self.t, self.y, dt)
         y0, t0 = self.y, self.t
@@ -122,7 +123,7 @@ class EmbeddedPairRun:
             return None
         self.nonfinite = 0
         factor = controller.factor(err, self.tableau.order)
-        if err > 1.0:
+        if err > 1.0 and dt_mag > controller.min_step:  # a step at min_step is accepted whatever its error
             self.rejected += 1
             self.callbacks.call("reject", t0, y0, dt)
             self.h, self.k0 = dt_mag * factor, ks[0]

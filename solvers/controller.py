@@ -43,6 +43,11 @@ class StepController:
     safety: float = 0.9
     min_factor: float = 0.2
     max_factor: float = 10.0
+    min_step: float = 0.0
+    """Every step is at least this long, and a step this short is accepted whatever its error (torchdiffeq's
+    ``min_step``)."""
+    max_step: float = math.inf
+    """Every step is at most this long (torchdiffeq's ``max_step``)."""
     max_steps: int = DEFAULT_MAX_STEPS
     stiffness_interval: Optional[int] = DEFAULT_STIFFNESS_INTERVAL
 
@@ -59,10 +64,17 @@ class StepController:
             raise ValueError(f"need 0 < min_factor < 1 < max_factor, got {self.min_factor}, {self.max_factor}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not (0.0 <= self.min_step < math.inf and 0.0 < self.max_step and self.min_step <= self.max_step):
+            raise ValueError(f"need 0 <= min_step <= max_step (finite min_step, positive max_step), got min_step="
+                             f"{self.min_step}, max_step={self.max_step}")
         interval = self.stiffness_interval
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
             raise ValueError(f"stiffness_interval must be an int >= 1 (accepted steps between stiffness tests) or "
                              f"None (no test), got {interval!r}")
+
+    def bounded(self, h: float) -> float:
+        """A step size within [min_step, max_step]."""
+        return min(max(h, self.min_step), self.max_step)
 
     def error_ratio(self, error: Tensor, y0: Tensor, y1: Tensor, norm: Norm = rms_norm) -> Tensor:
         """err of eq. II.4.11 as a 0-d tensor (<= 1 means accept), with ``norm`` in place of the RMS norm."""

@@ -4,14 +4,15 @@
 ``options={"safety": 0.8}``; both are merged here. For our backend every key is mapped to one of ours or
 refused with a ``ValueError`` saying what is allowed:
 
-- adaptive methods: ``first_step``, ``safety``, ``min_factor``, ``max_factor``, ``norm`` (a function of the
-  state as the user sees it, tensor or tuple, returning a scalar), ``stiffness_interval``
-  (``solvers.stiffness``); torchdiffeq's names ``ifactor`` (= ``max_factor``), ``dfactor`` (= ``min_factor``;
+- adaptive methods: ``first_step``, ``safety``, ``min_factor``, ``max_factor``, ``min_step``, ``max_step``
+  (torchdiffeq's bounds on every step: a step at ``min_step`` is accepted whatever its error, as there),
+  ``norm`` (a function of the state as the user sees it, tensor or tuple, returning a scalar),
+  ``stiffness_interval`` (``solvers.stiffness``); torchdiffeq's names ``ifactor`` (= ``max_factor``), ``dfactor`` (= ``min_factor``;
   ours bounds every shrinkage, torchdiffeq's only that after a rejection), ``max_num_steps`` (= ``max_steps``,
   counted over the whole solve, torchdiffeq counts per output interval) and ``jump_t`` (= ``jumps``).
 - fixed, implicit and partitioned methods: ``step_size``.
-- torchdiffeq options we do not implement (``min_step``, ``max_step``, ``step_t``, ``dtype``,
-  ``grid_constructor``, ``interp``, ``perturb``) are refused naming ``backend="torchdiffeq"``, which has them.
+- torchdiffeq options we do not implement (``step_t``, ``dtype``, ``grid_constructor``, ``interp``,
+  ``perturb``) are refused naming ``backend="torchdiffeq"``, which has them.
 
 For ``backend="torchdiffeq"`` the keys are checked against the options its solver class accepts (read from its
 constructor, since torchdiffeq itself only warns about unknown ones); ``min_factor``/``max_factor`` are
@@ -25,11 +26,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 if TYPE_CHECKING:
     from solvers.methods import Method
 
-ADAPTIVE = ("safety", "min_factor", "max_factor", "first_step", "norm", "stiffness_interval")
+ADAPTIVE = ("safety", "min_factor", "max_factor", "min_step", "max_step", "first_step", "norm", "stiffness_interval")
 FIXED = ("step_size",)
 ALIASES = {"ifactor": "max_factor", "dfactor": "min_factor", "max_num_steps": "max_steps", "jump_t": "jumps"}
 UNSUPPORTED = {
-    "min_step": "a lower bound on the step size", "max_step": "an upper bound on the step size",
     "step_t": "times to step onto without re-evaluating f (put them into t, or use jumps)",
     "dtype": "the dtype of time (ours is the state's dtype)", "grid_constructor": "a custom grid",
     "interp": "interpolation between grid points (ours lands on every output time)",

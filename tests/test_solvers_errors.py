@@ -103,10 +103,11 @@ def test_torchdiffeq_backend_and_adjoint_match_our_solve():
     (dict(method="rk4", foo=1), r"unknown options \['foo'\] for fixed-step method 'rk4'; allowed: step_size; "
                                 r"odeint's arguments: method, step_size, rtol.*adjoint_method"),
     (dict(method="dopri5", options=dict(foo=1)), r"unknown options \['foo'\] for adaptive method 'dopri5'; allowed: "
-                                                 r"safety, min_factor, max_factor, first_step, norm, "
+                                                 r"safety, min_factor, max_factor, min_step, max_step, first_step, norm, "
                                                  r"stiffness_interval, ifactor, dfactor, max_num_steps, jump_t"),
-    (dict(method="dopri5", max_step=0.1), r"torchdiffeq option 'max_step' \(an upper bound on the step size\) is not "
-                                          r"supported by backend 'odernn'; use backend='torchdiffeq'"),
+    (dict(method="rk4", step_size=0.1, max_step=0.1), r"options \['max_step'\] are not used by fixed-step method 'rk4'"),
+    (dict(method="dopri5", grid_constructor=None), r"torchdiffeq option 'grid_constructor' \(a custom grid\) is not "
+                                                   r"supported by backend 'odernn'; use backend='torchdiffeq'"),
     (dict(method="rk4", options=dict(perturb=True)), r"torchdiffeq option 'perturb'.*not supported"),
     (dict(method="dopri5", options=dict(safety=0.8), safety=0.8), r"options \['safety'\] given both as keyword "
                                                                   r"arguments and in options="),

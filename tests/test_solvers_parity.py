@@ -382,3 +382,22 @@ def test_a_callback_the_method_never_calls_is_warned_about_as_torchdiffeq_does()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         odeint(F(), y0, t, method="dopri5")  # adaptive solves do call it
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bosh3"])
+@pytest.mark.parametrize("bounds", [dict(min_step=0.25), dict(max_step=0.01), dict(min_step=0.05, max_step=0.1)])
+def test_min_step_and_max_step_as_torchdiffeq(method, bounds):
+    """torchdiffeq's step bounds: every step within [min_step, max_step], a step at min_step accepted whatever
+    its error (here far above rtol = 1e-12): the same values as torchdiffeq's, and the bounds hold."""
+    f = lambda t, y: torch.stack([y[1], -torch.sin(y[0])])  # noqa: E731 (a pendulum)
+    y0, t = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.linspace(0, 2, 3, dtype=torch.float64)
+    steps = []
+    f.callback_accept_step = lambda t0, y, dt: steps.append(abs(float(dt)))
+    ours = odeint(f, y0, t, method=method, rtol=1e-12, atol=1e-12, options=bounds)
+    del f.callback_accept_step
+    theirs = torchdiffeq.odeint(f, y0, t, method=method, rtol=1e-12, atol=1e-12, options=bounds)
+    landing = 1e-12  # the last step of an interval may be shorter, to land on the output time
+    assert min(steps[:-1]) >= bounds.get("min_step", 0.0) - landing and max(steps) <= bounds.get("max_step", 9) + landing
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-6)  # the controllers differ in detail below the bounds
+    with pytest.raises(ValueError, match="need 0 <= min_step <= max_step"):
+        odeint(f, y0, t, method=method, options=dict(min_step=0.2, max_step=0.1))
