@@ -51,12 +51,17 @@ def snapshot(section: Any) -> dict[str, Any]:
     return normal(dict(section))
 
 
-def _items(section: Any) -> list[tuple[str, str, Any]]:
-    """(name, rule, JSON value) of every field of a dataclass instance, or every key of a mapping."""
+_NO_DEFAULT = object()
+
+
+def _items(section: Any) -> list[tuple[str, str, Any, Any]]:
+    """(name, rule, JSON value, JSON default or _NO_DEFAULT) of every field of a dataclass instance, or every
+    key of a mapping (no defaults)."""
     if dataclasses.is_dataclass(section) and not isinstance(section, type):
-        return [(f.name, f.metadata.get("resume", SAME), normal(getattr(section, f.name)))
+        return [(f.name, f.metadata.get("resume", SAME), normal(getattr(section, f.name)),
+                 _NO_DEFAULT if f.default is dataclasses.MISSING else normal(f.default))
                 for f in dataclasses.fields(section)]
-    return [(key, SAME, normal(value)) for key, value in dict(section).items()]
+    return [(key, SAME, normal(value), _NO_DEFAULT) for key, value in dict(section).items()]
 
 
 def _show(value: Any) -> str:
@@ -80,12 +85,13 @@ def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     for name, current in now.items():
         recorded = saved.get(name)
         recorded = recorded if isinstance(recorded, Mapping) else {}
-        for key, kind, value in _items(current):
+        for key, kind, value, default in _items(current):
             label = key if name == "settings" else f"{name}.{key}"
             if kind == FREE:
                 continue
-            if key not in recorded:
-                out.append(f"{label}: (not recorded) -> {_show(value)}")
+            if key not in recorded:  # a setting added after the run was saved is fine at its default (the old
+                if value != default:  # behaviour); any other value would change what the run computes
+                    out.append(f"{label}: (not recorded) -> {_show(value)}")
                 continue
             before = recorded[key]
             if before == value or (kind == GROW and _raised(before, value)):
@@ -99,7 +105,7 @@ def grown(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     out = []
     for name, current in now.items():
         recorded = saved.get(name) if isinstance(saved.get(name), Mapping) else {}
-        for key, kind, value in _items(current):
+        for key, kind, value, _ in _items(current):
             if kind == GROW and key in recorded and recorded[key] != value:
                 out.append(f"{key}: {_show(recorded[key])} -> {_show(value)}")
     return out

@@ -225,6 +225,15 @@ def data_identity(task: SequenceTask) -> dict[str, Any]:
     return {"content_sha256": task.info.get("content_sha256")}
 
 
+STARTED_ONLY = {CONFIG_FILE, ".lock"}
+"""What a run killed before its first checkpoint leaves: its record and its lock, nothing trained."""
+
+
+def started_only(out_dir: Path) -> bool:
+    """Whether ``out_dir`` exists and holds nothing but what a run writes before its first checkpoint."""
+    return out_dir.is_dir() and all(p.name in STARTED_ONLY for p in out_dir.iterdir())
+
+
 def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,
                 progress: bool = True, checkpoint_every: int = 0, data: DataSettings | None = None) -> PreparedRun:
     """Build the model and make every check before anything is written into ``out_dir``: the model and
@@ -237,9 +246,18 @@ def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, res
     now: dict[str, Any] = {"settings": settings, "data": data_identity(task)}
     if data is not None:
         now["data_settings"] = data
-    grown = check_resume(out_dir, now) if resume else []  # config.json missing: no run to continue
-    if resume and not (out_dir / CHECKPOINT).is_file():
+    checkpoint = (out_dir / CHECKPOINT).is_file()
+    if resume and not out_dir.is_dir():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {out_dir / CHECKPOINT} ({out_dir} "
+                                f"holds no run); start the run without --resume")
+    if resume and not checkpoint and started_only(out_dir):
+        if (out_dir / CONFIG_FILE).is_file():
+            check_resume(out_dir, now)
         resume = False  # killed before its first checkpoint: nothing trained is lost; it starts from the beginning
+    elif resume and not checkpoint and (out_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {out_dir / CHECKPOINT} (a finished "
+                                f"run keeps none); use another --out-dir, or raise --epochs of a run that has one")
+    grown = check_resume(out_dir, now) if resume else []
     check_run_folder(out_dir, config, resume, model)
     return PreparedRun(settings, task, out_dir, model, config, resume, now, grown)
 

@@ -5,8 +5,9 @@ Python (several small operations launched per step, forward and backward). ``csr
 the same walks with the loop in C++, each step calling ATen's matrix product and elementwise kernels
 directly; it is compiled with ``torch.utils.cpp_extension`` on first use and cached (in
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later processes only load it: beside
-the library a stamp holds the hash of what it was built from (source, flags, torch and Python versions);
-when it matches, the library is loaded directly, without the loader's ~0.4 s up-to-date check.
+the library a stamp holds the hash of what it was built from (source, flags, torch and Python versions) and
+the library file's size and modification time; when both match, the library is loaded directly, without the
+loader's ~0.4 s up-to-date check.
 ``scripts/setup-env.sh`` builds it once at install time (:func:`main`).
 
 The choice is made once per process, here: ``ODERNN_SCAN_KERNEL`` = ``auto`` (default: compiled where it
@@ -49,16 +50,31 @@ def build(verbose: bool = False):
         cflags, ldflags = ["-O3", *vector_flags(), *parallel_flags()], parallel_flags()
         folder = Path(_get_build_directory(NAME, verbose))
         library, stamp = folder / f"{NAME}.so", folder / "odernn-stamp"
-        recipe = hashlib.sha256("\0".join([SOURCE.read_text(), *cflags, "|", *ldflags, torch.__version__,
-                                            sys.version]).encode()).hexdigest()
-        if library.is_file() and stamp.is_file() and stamp.read_text() == recipe:
+        recipe = hashlib.sha256(_recipe_text(cflags, ldflags).encode()).hexdigest()
+        if library.is_file() and stamp.is_file() and stamp.read_text() == _stamp(recipe, library):
             torch.ops.load_library(str(library))
         else:
             load(name=NAME, sources=[str(SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags,
                  is_python_module=False, verbose=verbose)
-            stamp.write_text(recipe)
+            if hashlib.sha256(_recipe_text(cflags, ldflags).encode()).hexdigest() == recipe:  # source unchanged
+                temporary = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+                temporary.write_text(_stamp(recipe, library))
+                os.replace(temporary, stamp)
         _state["ops"] = torch.ops.odernn_fused
     return _state["ops"]
+
+
+def _recipe_text(cflags: list[str], ldflags: list[str]) -> str:
+    return "\0".join([SOURCE.read_text(), *cflags, "|", *ldflags, torch.__version__, sys.version])
+
+
+def _stamp(recipe: str, library: Path) -> str:
+    """The recipe's hash tied to the library file it describes (its size and modification time): a library
+    rebuilt by anything else (another checkout's loader) no longer matches, and is rebuilt by the loader."""
+    if not library.is_file():
+        return ""
+    info = library.stat()
+    return f"{recipe} {info.st_size} {info.st_mtime_ns}"
 
 
 def vector_flags() -> list[str]:

@@ -230,6 +230,7 @@ def _check_stability(rnn: nn.Module, x: Tensor, h0: Tensor | None, sample_steps:
     z = (dt * lam).cpu().numpy()
     blocks = tuple(rnn.field.blocks)
     linear = rnn.field.linear_part
+    linear = None if linear is None else linear.detach()  # a function of the parameters: only its value matters
     mu = (_in_chunks(lambda j: method.one_step_eigenvalues(j, dt, blocks, linear), jac, progress,
                      "stability check: one-step matrices").cpu().numpy() if method.needs_jacobian else None)
     amp, outside = method.assess(z, mu)

@@ -202,6 +202,8 @@ def test_a_matching_stamp_loads_without_the_loader_and_a_missing_one_builds(comp
     cache without it (a fresh TORCH_EXTENSIONS_DIR) the loader is asked to build."""
     import torch.utils.cpp_extension as cpp_extension
 
+    monkeypatch.setattr(kernels, "_state", {"choice": "compiled", "ops": None, "error": None, "noticed": False})
+    kernels.build()  # the real loader: builds or loads, and leaves the stamp beside the library
     calls = []
 
     def loader(**kwargs):

@@ -114,12 +114,15 @@ def test_gradcheck(method):
 
 def test_stability_check_uses_the_split():
     """coRNN at the sMNIST settings with the damping implicit: every eigenvalue of the IMEX one-step matrix is
-    inside the unit disc; the verdict's criterion names the split."""
+    inside the unit disc; the verdict's criterion names the split. Lipschitz RNN's linear part is a function of
+    its parameters (it requires grad): the check takes its value."""
     torch.manual_seed(6)
     rnn = build_rnn("cornn", 1, 8, solver="imex_euler", step_size=0.042, gamma=2.7, epsilon=4.7)
     report = check_stability(rnn, torch.randn(2, 20, 1))
     assert report.max_amplification <= 1.0 and report.fraction_outside == 0.0
     assert "IMEX" in report.criterion
+    lipschitz = build_rnn("lipschitz", 1, 8, solver="ars222", step_size=0.1, gamma=0.5, beta=0.75)
+    assert check_stability(lipschitz, torch.randn(2, 10, 1)).max_amplification > 0
 
 
 def test_a_field_without_a_linear_part_is_refused():
@@ -130,3 +133,14 @@ def test_a_field_without_a_linear_part_is_refused():
         build_rnn("antisymmetric", 1, 4, solver="imex_euler")(torch.randn(1, 3, 1))
     assert solvers.available("imex") == ["imex_euler", "ars222"]
     assert math.isclose(solvers.get_method("ars222").order, 2)
+
+
+def test_step_maps_of_the_dynamics_experiments_run_imex():
+    """The dynamics experiments' step maps hand the field's linear part to the IMEX step: their rollout equals
+    the model's states."""
+    from experiments.dynamics.step_maps import rollout, step_map
+
+    torch.manual_seed(7)
+    rnn = ODERNN(CoRNNField(1, 4, gamma=1.0, epsilon=2.0), "ars222", step_size=0.1)
+    x = torch.randn(1, 6, 1)
+    assert torch.allclose(rollout(step_map(rnn), x[0])[1:], rnn(x)[0][0].detach(), atol=1e-6)

@@ -73,3 +73,14 @@ def test_a_run_killed_before_its_first_checkpoint_continues_from_the_start(tmp_p
     assert main([*_argv(killed), "--epochs", "2", "--resume"]) == 0
     assert _history(killed) == _history(whole)
     assert main([*_argv(tmp_path / "never"), "--epochs", "2", "--resume"]) == 2  # no run there at all
+
+
+def test_a_finished_run_without_a_checkpoint_is_not_restarted_by_resume(tmp_path):
+    """A finished run keeps best.pt and its results but no checkpoint: --resume refuses (one line) and
+    leaves it as it was, rather than training it again from the start."""
+    run = tmp_path / "run"
+    assert main([*_argv(run), "--epochs", "1"]) == 0
+    (run / "checkpoint.pt").unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main([*_argv(run), "--epochs", "2", "--resume"]) == 2
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

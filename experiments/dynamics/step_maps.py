@@ -16,6 +16,8 @@ so one ``vmap(jacrev(Phi))`` over the T visited states gives every factor at onc
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -43,6 +45,10 @@ class StepMap:
     jacobians: Optional[Jacobians] = None
 
 
+def _held(f: Callable, u: Tensor, t: Tensor, h: Tensor) -> Tensor:
+    return f(t, h, u)
+
+
 def odernn_step_map(rnn: nn.Module) -> StepMap:
     """Phi of an ODERNN with a held input (the states it produces equal ``rnn(x)``'s)."""
     if getattr(rnn, "interpolation", "hold") != "hold":
@@ -60,7 +66,9 @@ def odernn_step_map(rnn: nn.Module) -> StepMap:
     def steps(y: Tensor, u: Tensor) -> Tensor:
         """``substeps`` steps of y (B, n) with the inputs u (B, p), row b with u[b]: solvers' one fixed-step
         loop over one input interval."""
-        ys, _ = solvers.integrate_fixed(lambda t, h: f(t, h, u), y, span, stepper, dt, check_finite=False)
+        held = functools.partial(_held, f, u)
+        held.linear_part = field.linear_part  # for IMEX methods
+        ys, _ = solvers.integrate_fixed(held, y, span, stepper, dt, check_finite=False)
         return ys[-1]
 
     def step(s: Tensor, u: Tensor) -> Tensor:

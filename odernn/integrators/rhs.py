@@ -135,6 +135,7 @@ class RescaledRHS(_FieldOnPath):
         self.starts = times[:, :-1].unsqueeze(-1).unbind(1)  # t_k per sample, (B, 1) or (1, 1)
         self.widths = times.diff(dim=-1).unsqueeze(-1).unbind(1)
         self.length = grid.length
+        self.linear_part = None  # dh/ds = width * f: the field's L is not this field's linear part
 
     def forward(self, s: Tensor, h: Tensor) -> Tensor:
         k = min(max(math.floor(_host(s)), 0), self.length - 1)
