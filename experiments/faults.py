@@ -11,7 +11,8 @@ Every case does something a user might and classifies what happened:
 - ``internal``: refused, but through the catch-all (an internal exception's message, not a check naming the
   user's input).
 
-Groups: corrupted and foreign files for every file of a run folder (``sequential`` and ``trajectory``),
+Groups: corrupted and foreign files for every file of a run folder (``sequential`` and ``trajectory``), a
+finished run (no checkpoint) or a folder holding only a stale lock given ``--resume``,
 flags at their boundaries (``sequential``, ``trajectory``, ``benchmark``, ``stability``), non-finite values
 appearing mid-solve (``odeint`` fixed and adaptive in float32 and float64, ``odeint_event``, ODERNN), empty
 data, and, with ``--full`` (separate processes, slower), kill -9 during training followed by ``--resume``
@@ -182,6 +183,25 @@ def file_cases(cache: dict[str, Path]) -> list[Case]:
     return cases
 
 
+def finished_cases(cache: dict[str, Path]) -> list[Case]:
+    """A finished run keeps no checkpoint (results/ folders): --resume must refuse it, not train it again."""
+    def run(tmp: Path) -> tuple[str, str]:
+        folder = tmp / "run"
+        shutil.copytree(_finished("sequential", cache), folder)
+        (folder / "checkpoint.pt").unlink()
+        return refused([*SEQUENTIAL, "--epochs", "2", "--resume", "--out-dir", str(folder)], folder)
+
+    def locked(tmp: Path) -> tuple[str, str]:  # killed between taking the lock and writing config.json
+        folder = tmp / "run"
+        folder.mkdir()
+        (folder / ".lock").write_text(str(2 ** 22 + 1))  # above Linux's largest pid: no live holder
+        status, err = command([*SEQUENTIAL, "--epochs", "1", "--resume", "--out-dir", str(folder)])
+        return ("ok", "started afresh") if status == 0 else ("lost", err.strip()[:160])
+
+    return [Case("finished runs", "sequential run without its checkpoint, --resume", run),
+            Case("finished runs", "only a stale lock in the folder, --resume", locked)]
+
+
 # ------------------------------------------------------------------------------------- flags at boundaries
 FLAG_CASES = {
     "sequential": (SEQUENTIAL, [("--epochs", "0"), ("--batch-size", "0"), ("--lr", "0"), ("--lr", "nan"),
@@ -341,7 +361,7 @@ def kill_cases() -> list[Case]:
 
 # ------------------------------------------------------------------------------------------------------ run
 def all_cases(full: bool, cache: dict[str, Path]) -> list[Case]:
-    cases = file_cases(cache) + flag_cases() + nonfinite_cases() + empty_cases()
+    cases = file_cases(cache) + finished_cases(cache) + flag_cases() + nonfinite_cases() + empty_cases()
     return cases + kill_cases() if full else cases
 
 

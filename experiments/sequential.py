@@ -225,13 +225,11 @@ def data_identity(task: SequenceTask) -> dict[str, Any]:
     return {"content_sha256": task.info.get("content_sha256")}
 
 
-STARTED_ONLY = {CONFIG_FILE, ".lock"}
-"""What a run killed before its first checkpoint leaves: its record and its lock, nothing trained."""
-
-
 def started_only(out_dir: Path) -> bool:
-    """Whether ``out_dir`` exists and holds nothing but what a run writes before its first checkpoint."""
-    return out_dir.is_dir() and all(p.name in STARTED_ONLY for p in out_dir.iterdir())
+    """Whether ``out_dir`` exists and holds nothing but what a run writes before its first checkpoint: its
+    record, its machine, its lock and temporary files; nothing trained."""
+    before_training = {CONFIG_FILE, MACHINE_FILE, ".lock"}
+    return out_dir.is_dir() and all(p.name in before_training or p.name.endswith(".tmp") for p in out_dir.iterdir())
 
 
 def prepare_run(settings: RunSettings, task: SequenceTask, out_dir: Path, *, resume: bool = False,

@@ -68,7 +68,7 @@ def test_a_run_killed_before_its_first_checkpoint_continues_from_the_start(tmp_p
     assert main([*_argv(whole), "--epochs", "2"]) == 0
     assert main([*_argv(killed), "--epochs", "2"]) == 0
     for name in list(killed.iterdir()):
-        if name.name != "config.json":
+        if name.name not in ("config.json", "machine.json"):
             name.unlink()
     assert main([*_argv(killed), "--epochs", "2", "--resume"]) == 0
     assert _history(killed) == _history(whole)
