@@ -67,16 +67,15 @@ def worker(preset_name: str, batches: int, seed: int = 0, batch_size: int | None
     size unless ``batch_size`` says otherwise), on the task's real data under ``data_root`` if given;
     returns timings."""
     from experiments.distributed import current
-    from experiments.sequential import RunSettings, classification_loss
+    from experiments.sequential import PRESET_FIELDS, RunSettings, classification_loss
     from experiments.training import fit
     from odernn import SequenceClassifier, build_rnn, kernels
 
     preset = get_preset(preset_name)
     length, inputs, classes, _ = shape_of(preset_name)
-    settings = RunSettings(task=preset.task, model=preset.model, hidden_size=preset.hidden_size,
-                           solver=preset.solver or "euler", step_size=preset.step_size, gamma=preset.gamma,
-                           batch_size=batch_size or preset.batch_size, lr=preset.lr, optimizer=preset.optimizer, epochs=1,
-                           seed=seed)
+    given = {name: getattr(preset, name) for name in PRESET_FIELDS if getattr(preset, name) is not None}
+    settings = RunSettings(**{**given, "epochs": 1, "seed": seed,
+                              **({} if batch_size is None else {"batch_size": batch_size})})
     torch.manual_seed(seed)
     rnn = build_rnn(settings.model, inputs, settings.hidden_size, solver=settings.solver,
                     step_size=settings.step_size, gamma=settings.gamma, **settings.model_kwargs())

@@ -45,7 +45,7 @@ class Preset:
     model: str
     hidden_size: int
     step_size: float
-    gamma: float
+    gamma: float | None
     optimizer: str
     lr: float
     paper: str
@@ -138,10 +138,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     _family_row("cornn-psmnist", "pmnist", "cornn", PAPER_CORNN, 97.3, "134154", hidden_size=256, step_size=0.076,
                 gamma=0.4, epsilon=8.0, lr=0.0054, batch_size=120, epochs=120, lr_decay_epoch=100),
     _family_row("unicornn-psmnist", "pmnist", "unicornn", PAPER_UNICORNN, 98.4, "136202", hidden_size=256,
-                step_size=0.19, gamma=0.0, alpha=30.65, lr=0.00251, batch_size=32, epochs=2600, lr_decay_epoch=650),
-    _family_row("lem-smnist", "mnist", "lem", PAPER_LEM, 99.5, "68362", hidden_size=128, step_size=0.21, gamma=0.0,
+                step_size=0.19, gamma=None, alpha=30.65, lr=0.00251, batch_size=32, epochs=2600, lr_decay_epoch=650),
+    _family_row("lem-smnist", "mnist", "lem", PAPER_LEM, 99.5, "68362", hidden_size=128, step_size=0.21, gamma=None,
                 lr=0.0018, batch_size=128, epochs=120, lr_decay_epoch=100, grad_clip=1.0),
-    _family_row("lem-psmnist", "pmnist", "lem", PAPER_LEM, 96.6, "68362", hidden_size=128, step_size=0.31, gamma=0.0,
+    _family_row("lem-psmnist", "pmnist", "lem", PAPER_LEM, 96.6, "68362", hidden_size=128, step_size=0.31, gamma=None,
                 lr=0.0073, batch_size=128, epochs=120, lr_decay_epoch=100, grad_clip=1.1),
     _family_row("lipschitz-smnist", "mnist", "lipschitz", PAPER_LIPSCHITZ, 99.4, "34314", hidden_size=128,
                 step_size=0.03, gamma=0.001, beta=0.75, lr=0.003, batch_size=128, epochs=100, lr_decay_epoch=90),

@@ -39,6 +39,7 @@ from experiments.distributed import current
 from experiments.training import (CHECKPOINT, OPTIMIZERS, FitResult, TrainConfig, check_run_folder, check_seed,
                                   evaluate, fit)
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
+from odernn.models import default_gamma
 
 BASELINES = ("lstm", "gru")
 
@@ -69,7 +70,9 @@ class RunSettings(SolverOptions):
         "units (per layer: 128 or 128,128)", type=_hidden_size))
     solver: str = field(default="euler", metadata=flag("ODE solver (euler, midpoint, rk4, dopri5, ...)"))
     step_size: float = field(default=0.01, metadata=flag("eps, the step of the discretisation"))
-    gamma: float = field(default=0.01, metadata=flag("diffusion gamma (eq. 12)"))
+    gamma: float | None = field(default=None, metadata=flag(
+        "diffusion gamma (eq. 12); coRNN's stiffness, Lipschitz RNN's shift (default: the model's own, "
+        "odernn.models.default_gamma: 0.01, 2.7, 0.001)", type=float))
     sigma_w: float | None = field(default=None, metadata=flag(
         "recurrent init std scale (App. C; default: the field's)", type=float))
     substeps: int = field(default=1, metadata=flag("solver steps per input sample"))
@@ -95,6 +98,8 @@ class RunSettings(SolverOptions):
         get_task(self.task)
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODEL_NAMES)}")
+        if self.gamma is None and self.model in MODEL_NAMES:  # the field's own default, recorded as a number
+            object.__setattr__(self, "gamma", default_gamma(self.model))
         stray = [name for name in ("sigma_w", "epsilon", "alpha", "beta") if getattr(self, name) is not None]
         if self.model in BASELINES and stray:
             raise ValueError(f"--{stray[0].replace('_', '-')} is a setting of the ODE models; {self.model} has none")
@@ -127,8 +132,8 @@ class RunSettings(SolverOptions):
                            checkpoint_every=checkpoint_every, progress=progress)
 
 
-# the fields a preset gives: those it shares with RunSettings
-_PRESET_FIELDS = tuple(f.name for f in fields(Preset) if f.name in {g.name for g in fields(RunSettings)})
+PRESET_FIELDS = tuple(f.name for f in fields(Preset) if f.name in {g.name for g in fields(RunSettings)})
+"""The fields a preset gives: those it shares with RunSettings."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
             values[f.name] = flag_value
-        elif preset is not None and f.name in _PRESET_FIELDS and getattr(preset, f.name) is not None:
+        elif preset is not None and f.name in PRESET_FIELDS and getattr(preset, f.name) is not None:
             values[f.name] = getattr(preset, f.name)
     for required in ("task", "model"):
         if required not in values:

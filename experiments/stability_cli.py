@@ -19,6 +19,7 @@ from solvers import StepFailure
 from experiments.cli_options import add_solver_arguments, check_output_file, solver_options
 from experiments.io import atomic_write_json
 from odernn import MODEL_NAMES, build_rnn
+from odernn.models import default_gamma
 from odernn.plots import amplification_figure, save_figure, stability_region_figure
 from odernn.stability import check_stability
 
@@ -26,7 +27,8 @@ from odernn.stability import check_stability
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="antisymmetric", choices=[m for m in MODEL_NAMES if m not in ("lstm", "gru")])
     parser.add_argument("--solver", default="euler", help=f"one of: {', '.join(solvers.available())}")
-    parser.add_argument("--gamma", type=float, default=0.01, help="diffusion (default 0.01)")
+    parser.add_argument("--gamma", type=float, default=None,
+                        help="diffusion; coRNN's stiffness, Lipschitz RNN's shift (default: the model's own)")
     parser.add_argument("--step-size", type=float, default=0.1, help="eps (default 0.1)")
     parser.add_argument("--substeps", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=32, help="units (per layer for multi-layer models)")
@@ -48,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out)
     options = solver_options(args)
     torch.manual_seed(args.seed)
+    gamma = default_gamma(args.model) if args.gamma is None else args.gamma
     rnn = options.configure(build_rnn(args.model, args.input_size, args.hidden, solver=args.solver,
-                                      step_size=args.step_size, gamma=args.gamma, substeps=args.substeps,
+                                      step_size=args.step_size, gamma=gamma, substeps=args.substeps,
                                       **({} if args.sigma_w is None else {"sigma_w": args.sigma_w})))
     for option in ("batch", "steps", "input_size"):
         if getattr(args, option) < 1:
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the stability check runs the model to find the states it visits, and {args.solver} "
                          f"failed at --step-size {args.step_size:g}: {exc}") from None
     print(report.summary())
-    title = (f"{args.model}, {args.solver}, eps={args.step_size}, gamma={args.gamma}: "
+    title = (f"{args.model}, {args.solver}, eps={args.step_size}, gamma={gamma}: "
              f"max amplification {report.max_amplification:.4f}, {100 * report.fraction_outside:.1f}% outside")
     if method.needs_jacobian:
         fig = amplification_figure(report.mu, report.z, title)
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     save_figure(fig, args.out)
     numbers = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("z", "worst_z", "mu")}
     numbers.update(worst_z=[report.worst_z.real, report.worst_z.imag], stable=report.stable,
-                   summary=report.summary(), model=args.model, gamma=args.gamma, seed=args.seed,
+                   summary=report.summary(), model=args.model, gamma=gamma, seed=args.seed,
                    z_abs_max=float(np.abs(report.z).max()))
     atomic_write_json(numbers, str(args.out).rsplit(".", 1)[0] + ".json")
     print(f"wrote {args.out}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from torch import nn
 
@@ -56,14 +56,29 @@ def check_options(name: str, options: dict[str, Any], allowed: Sequence[str]) ->
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; allowed: {', '.join(allowed)}")
 
 
+def field_class(name: str) -> type:
+    """The field class behind model ``name`` (ODE models only)."""
+    return MULTI_LAYER[name] if name in MULTI_LAYER else SINGLE_LAYER[name]
+
+
+def default_gamma(name: str) -> Optional[float]:
+    """The field's own default for ``gamma`` (its diffusion, coRNN's stiffness, Lipschitz RNN's shift), read from
+    the field class, or None for a model without one (lem, unicornn, lstm, gru)."""
+    if name in ("lstm", "gru"):
+        return None
+    parameter = inspect.signature(field_class(name)).parameters.get("gamma")
+    return None if parameter is None else parameter.default
+
+
 def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]], *, solver: str = "euler",
-              step_size: float = 0.01, gamma: float = 0.01, **kw: Any) -> nn.Module:
+              step_size: float = 0.01, gamma: Optional[float] = None, **kw: Any) -> nn.Module:
     """A sequence module by name (``MODEL_NAMES``). Multi-layer names (afrnn, arnn2, frnn) take ``hidden_size``
     as an int per layer (``num_layers``, default 2) or a list of layer sizes; lstm/gru take ``num_layers``
     (default 1) and, being discrete-time, ignore ``solver``, ``step_size`` and ``gamma`` (so one command line
     can sweep over every model). ``cornn`` (coRNN) reads ``gamma`` as its oscillators' stiffness and takes
     ``epsilon`` (damping); ``lipschitz`` reads it as the shift of A_beta and W_beta and takes ``beta``, ``alpha``,
-    ``init_std``; ``lem`` has no gamma and ignores it, as lstm/gru do. The family's authors' schemes:
+    ``init_std``; ``lem`` has no gamma and ignores it, as lstm/gru do. ``gamma=None`` (the default) leaves
+    each field its own default (``default_gamma``). The family's authors' schemes:
     ``partitioned_euler`` for cornn and lem, ``euler`` for lipschitz. Other keywords go to the field (coupling,
     parameterization, sigma_w, init, gated, epsilon, ...) or to ``ODERNN`` (``ODERNN_OPTIONS``)."""
     if name not in MODEL_NAMES:
@@ -84,8 +99,8 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
         if not isinstance(hidden_size, int):
             raise ValueError(f"model {name!r} has one layer and takes hidden_size as an int, got {hidden_size!r}")
         cls, size = SINGLE_LAYER[name], hidden_size
-    if "gamma" in inspect.signature(cls).parameters:  # lem and unicornn have none and, like lstm/gru, ignore it
-        field_kw["gamma"] = gamma
+    if gamma is not None and "gamma" in inspect.signature(cls).parameters:  # lem and unicornn have none and,
+        field_kw["gamma"] = gamma                                           # like lstm/gru, ignore it
     field = cls(input_size, size, **field_kw)
     return ODERNN(field, solver=solver, step_size=step_size, **rnn_kw)
 

@@ -77,6 +77,15 @@ def test_family_presets_build_the_papers_models(name):
         k: getattr(preset, k) for k in ("epsilon", "alpha", "beta") if getattr(preset, k) is not None}
 
 
+@pytest.mark.parametrize("model,gamma", [("antisymmetric", 0.01), ("afrnn", 0.01), ("cornn", 2.7),
+                                         ("lipschitz", 0.001), ("lem", None), ("lstm", None)])
+def test_gamma_defaults_to_the_models_own(model, gamma):
+    """Without --gamma each model gets its field's default (coRNN's stiffness is not the AntisymmetricRNN
+    diffusion), recorded as a number; given, it is used as is."""
+    assert resolve_settings(_parse("--task", "digits", "--model", model)).gamma == gamma
+    assert resolve_settings(_parse("--task", "digits", "--model", "cornn", "--gamma", "0.5")).gamma == 0.5
+
+
 def test_lr_decay_epoch_divides_the_rate_once():
     from types import SimpleNamespace
 
