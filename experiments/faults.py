@@ -164,6 +164,14 @@ def _finished(kind: str, cache: dict[str, Path]) -> Path:
     return cache[kind]
 
 
+def prepare(cache: dict[str, Path]) -> None:
+    """Before any time limit runs: the finished runs the file cases copy, and torch's lazily imported optimiser
+    machinery (an alarm inside an import would leave the module half-initialised for every later case)."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    for kind in ("sequential", "trajectory"):
+        _finished(kind, cache)
+
+
 def file_cases(cache: dict[str, Path]) -> list[Case]:
     cases = []
     for kind, files, base in (("sequential", ("checkpoint.pt", "best.pt", "config.json", "metrics.json"),
@@ -388,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, dict[str, int]] = {}
     failures = 0
     try:
+        prepare(cache)
         for case in all_cases(args.full, cache):
             outcome, detail = run_case(case)
             counts.setdefault(case.group, dict.fromkeys(OUTCOMES, 0))[outcome] += 1

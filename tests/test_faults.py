@@ -18,6 +18,7 @@ CASES = faults.all_cases(full=False, cache=CACHE)
 
 @pytest.fixture(scope="module", autouse=True)
 def _remove_the_finished_runs():
+    faults.prepare(CACHE)
     yield
     for folder in CACHE.values():
         shutil.rmtree(folder.parent, ignore_errors=True)
