@@ -12,7 +12,8 @@ Every case does something a user might and classifies what happened:
   user's input).
 
 Groups: corrupted and foreign files for every file of a run folder (``sequential`` and ``trajectory``), a
-finished run (no checkpoint) or a folder holding only a stale lock given ``--resume``,
+finished run (no checkpoint) or a folder holding only a stale lock given ``--resume``, every writing command
+refused while pointed at a folder holding a run (its bytes unchanged),
 flags at their boundaries (``sequential``, ``trajectory``, ``benchmark``, ``stability``), non-finite values
 appearing mid-solve (``odeint`` fixed and adaptive in float32 and float64, ``odeint_event``, ODERNN), empty
 data, and, with ``--full`` (separate processes, slower), kill -9 during training followed by ``--resume``
@@ -210,6 +211,31 @@ def finished_cases(cache: dict[str, Path]) -> list[Case]:
             Case("finished runs", "only a stale lock in the folder, --resume", locked)]
 
 
+WRITERS = {
+    "sequential": ([*SEQUENTIAL, "--epochs", "0"], "--out-dir"),
+    "sweep": (["sweep", "--task", "digits", "--models", "antisymmetric", "--solvers", "euler", "--epochs", "0",
+               "--no-progress"], "--out-dir"),
+    "screen": (["screen", "--task", "digits", "--epochs", "0", "--no-progress"], "--out-dir"),
+    "trajectory": ([*TRAJECTORY, "--epochs", "0"], "--out-dir"),
+    "double-pendulum train": (["double-pendulum", "train", "--models", "lstm", "--epochs", "0", "--no-progress"],
+                              "--out"),
+}
+"""Every command that writes a run folder, with a value it must refuse, and its folder flag."""
+
+
+def writer_cases(cache: dict[str, Path]) -> list[Case]:
+    """A refused command pointed at a folder holding another run leaves every byte of it as it was."""
+    cases = []
+    for name, (argv, where) in WRITERS.items():
+        def run(tmp: Path, argv=argv, where=where) -> tuple[str, str]:
+            folder = tmp / "run"
+            shutil.copytree(_finished("sequential", cache), folder)
+            (folder / "notes.txt").write_text("the user's own file")
+            return refused([*argv, where, str(folder)], folder)
+        cases.append(Case("refused writers", f"{name} into a folder holding a run", run))
+    return cases
+
+
 # ------------------------------------------------------------------------------------- flags at boundaries
 FLAG_CASES = {
     "sequential": (SEQUENTIAL, [("--epochs", "0"), ("--batch-size", "0"), ("--lr", "0"), ("--lr", "nan"),
@@ -369,7 +395,8 @@ def kill_cases() -> list[Case]:
 
 # ------------------------------------------------------------------------------------------------------ run
 def all_cases(full: bool, cache: dict[str, Path]) -> list[Case]:
-    cases = file_cases(cache) + finished_cases(cache) + flag_cases() + nonfinite_cases() + empty_cases()
+    cases = (file_cases(cache) + finished_cases(cache) + writer_cases(cache) + flag_cases() + nonfinite_cases()
+             + empty_cases())
     return cases + kill_cases() if full else cases
 
 

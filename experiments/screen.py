@@ -77,20 +77,19 @@ def run(args: argparse.Namespace) -> int:
         task = load_task_from_args(args, args.task)
         identity["data_sha256"] = task.info.get("content_sha256")
         _check_same_screen(args.out_dir / "screen.json", identity)
+        points = [dict(zip(GRID, values)) for values in itertools.product(*(getattr(args, name) for name in GRID))]
+        planned = [RunSettings(task=args.task, model=args.model, hidden_size=args.hidden_size, optimizer=args.optimizer,
+                               batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, **point)
+                   for point in points]  # every point's settings checked before anything is written
         if not (args.out_dir / "screen.json").is_file():  # the identity is on disk before the first point trains
             atomic_write_json({"settings": identity, "rows": []}, args.out_dir / "screen.json")
-        points = list(itertools.product(*(getattr(args, name) for name in GRID)))
         rows = []
-        for i, values in enumerate(points):
-            point = dict(zip(GRID, values))
+        for i, (point, settings) in enumerate(zip(points, planned)):
             name = "-".join(f"{k}{v:g}" for k, v in point.items())
             run_dir = args.out_dir / name
             if (run_dir / "results.json").is_file():
                 row = read_json(run_dir / "results.json")
             else:
-                settings = RunSettings(task=args.task, model=args.model, hidden_size=args.hidden_size,
-                                       optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs,
-                                       seed=args.seed, **point)
                 print(f"[{i + 1}/{len(points)}] {name}", flush=True)
                 try:  # a point killed mid-training left its checkpoint: continue it
                     row, _, _ = train_and_test(settings, task, run_dir, progress=not args.no_progress,
