@@ -64,6 +64,8 @@ def field_class(name: str) -> type:
 def default_gamma(name: str) -> Optional[float]:
     """The field's own default for ``gamma`` (its diffusion, coRNN's stiffness, Lipschitz RNN's shift), read from
     the field class, or None for a model without one (lem, unicornn, lstm, gru)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
     if name in ("lstm", "gru"):
         return None
     parameter = inspect.signature(field_class(name)).parameters.get("gamma")

@@ -84,6 +84,9 @@ def test_gamma_defaults_to_the_models_own(model, gamma):
     diffusion), recorded as a number; given, it is used as is."""
     assert resolve_settings(_parse("--task", "digits", "--model", model)).gamma == gamma
     assert resolve_settings(_parse("--task", "digits", "--model", "cornn", "--gamma", "0.5")).gamma == 0.5
+    from odernn.models import default_gamma
+    with pytest.raises(ValueError, match="unknown model 'transformer'; known models: antisymmetric"):
+        default_gamma("transformer")
 
 
 def test_lr_decay_epoch_divides_the_rate_once():
