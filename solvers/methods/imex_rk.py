@@ -88,8 +88,10 @@ def _solve(linear: Tensor, scale: Tensor, rhs: Tensor) -> Tensor:
     if linear.dim() == 1:
         return rhs / (1.0 - scale * linear)
     eye = torch.eye(linear.shape[0], dtype=rhs.dtype, device=rhs.device)
-    scale = scale.reshape(-1, 1, 1) if isinstance(scale, Tensor) and scale.dim() else scale
-    return torch.linalg.solve(eye - scale * linear, rhs.unsqueeze(-1)).squeeze(-1)
+    if isinstance(scale, Tensor) and scale.dim():  # per-row steps: one matrix per row
+        return torch.linalg.solve(eye - scale.reshape(-1, 1, 1) * linear, rhs.unsqueeze(-1)).squeeze(-1)
+    flat = rhs.reshape(-1, rhs.shape[-1])  # one matrix for every row: one factorisation, the rows as columns
+    return torch.linalg.solve(eye - scale * linear, flat.T).T.reshape(rhs.shape)
 
 
 def imex_step(f: Callable, t, y: Tensor, dt, pair: ImexPair) -> Tensor:
