@@ -149,7 +149,7 @@ def test_odernn_identical_under_either_walk(compiled, field, solver):
             grads = torch.autograd.grad(loss, list(field.parameters()))
         results[choice] = (outputs.detach(), *grads)
     for p, c in zip(results["python"], results["compiled"]):  # float32 sums: rounding relative to the largest term
-        assert (p - c).abs().max() <= 2e-6 * p.abs().max().clamp_min(1.0), (p - c).abs().max()
+        assert (p - c).abs().max() <= 1e-5 * p.abs().max().clamp_min(1.0), (p - c).abs().max()
 
 
 @pytest.mark.parametrize("gated", [False, True])
