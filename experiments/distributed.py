@@ -15,6 +15,7 @@ global batch's mean: a run on W processes computes what one process computes wit
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -25,8 +26,14 @@ from torch import Tensor, nn
 
 
 def _leave() -> None:
-    """Leave the process group at exit (after the command's last collective)."""
+    """Leave the process group at exit (after the command's last collective), once every rank is there: a rank
+    that tears gloo down while another still talks to it can abort the other's exit ("connection closed by
+    peer"). The barrier gives up after 60 s (a rank that died does not hold the others' exit longer)."""
     if dist.is_initialized():
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        except Exception:  # nccl has no monitored barrier; a timed-out one: leave anyway
+            pass
         dist.destroy_process_group()
 
 
