@@ -1,7 +1,10 @@
-"""Adaptive integration with an embedded Runge-Kutta pair (dopri5, bosh3, adaptive_heun, ...).
+"""Adaptive integration with an embedded Runge-Kutta pair: explicit (dopri5, bosh3, adaptive_heun, ...;
+``solvers.pair``) or diagonally implicit (kvaerno3, kvaerno4, trbdf2; ``solvers.dirk``).
 
 Each step computes y1 = y0 + dt sum b_i k_i and the error estimate e = dt sum (b_i - b_err_i) k_i from the
-same stages (``solvers.tableaus``); ``StepController`` accepts or rejects it and proposes the next step.
+same stages (``solvers.tableaus``); ``StepController`` accepts or rejects it and proposes the next step with
+the exponent 1 / ``error_order``. An implicit pair whose stage equations cannot be solved at the step size
+rejects the attempt and the step is halved (``SHRINK_AFTER_FAILED_STAGES``).
 Steps are clipped so that the solve lands exactly on every output time and every declared jump of f
 (``solvers.jumps``) and never interpolates across one: when the remaining distance is at most the proposed step it is
 taken in one step, when it is less than two steps in two equal halves. After landing, f is evaluated
@@ -34,13 +37,12 @@ from torch import Tensor
 from solvers.callbacks import Callbacks
 from solvers.controller import StepController
 from solvers.errors import StiffnessError
-from solvers.explicit import Field, rk_stages, weighted_sum
+from solvers.explicit import Field
 from solvers.jumps import segments
+from solvers.pair import SHRINK_AFTER_FAILED_STAGES, Pair
 from solvers.pytree import Norm, rms_norm
 from solvers.registry import available
 from solvers.stats import SolveStats
-from solvers.stiffness import make_detector
-from solvers.tableaus import ButcherTableau
 
 NONFINITE_RETRIES = 3
 """Consecutive attempts with non-finite stages (f finite at the step's start) before the solve gives up; each
@@ -64,23 +66,21 @@ class Step(NamedTuple):
 
 
 class EmbeddedPairRun:
-    """One adaptive integration in progress: the current time ``t`` (0-d tensor, and ``t_host`` as a float),
-    state ``y``, proposed step magnitude ``h``, the stage to reuse (``k0``) and the counts of attempts.
+    """One adaptive integration in progress with the embedded ``pair``: the current time ``t`` (0-d tensor, and
+    ``t_host`` as a float), state ``y``, proposed step magnitude ``h``, the stage to reuse (``k0``) and the
+    counts of attempts.
 
     ``start`` chooses the first step; every ``attempt`` tries one step, optionally clipped to land on ``end``,
     and returns the accepted ``Step`` or None when the step was rejected. ``t_final`` (the last output time)
     and ``out_of_steps`` (advice) complete the messages.
     """
 
-    def __init__(self, tableau: ButcherTableau, controller: StepController, direction: float,
+    def __init__(self, pair: Pair, controller: StepController, direction: float,
                  norm: Norm = rms_norm, callbacks: Callbacks = Callbacks(), t_final: Optional[float] = None,
                  out_of_steps: str = "raise max_steps or loosen rtol/atol") -> None:
-        if tableau.b_err is None:
-            raise ValueError(f"tableau {tableau.name!r} has no embedded weights b_err; adaptive methods need them")
-        self.tableau, self.controller, self.direction = tableau, controller, direction
+        self.pair, self.tableau, self.controller, self.direction = pair, pair.tableau, controller, direction
         self.norm, self.callbacks, self.t_final, self.out_of_steps = norm, callbacks, t_final, out_of_steps
-        self.err_weights = [b - be for b, be in zip(tableau.b, tableau.b_err)]
-        self.stiffness = make_detector(tableau, controller.stiffness_interval)
+        self.stiffness = pair.detector(controller.stiffness_interval)
         self.accepted = self.rejected = self.nonfinite = 0
         self.k0: Optional[Tensor] = None
 
@@ -95,7 +95,8 @@ class EmbeddedPairRun:
             self.h = float(first_step)
 
     def stats(self) -> SolveStats:
-        return SolveStats(n_steps=self.accepted + self.rejected, n_accepted=self.accepted, n_rejected=self.rejected)
+        return SolveStats(n_steps=self.accepted + self.rejected, n_accepted=self.accepted, n_rejected=self.rejected,
+                          **self.pair.counts())
 
     def attempt(self, f: Field, end: Optional[Tensor] = None) -> Optional[Step]:
         """Try one step from (t, y) with f; with ``end`` (a breakpoint ahead) the step is clipped to land on it."""
@@ -108,11 +109,18 @@ class EmbeddedPairRun:
         dt, dt_mag, landed = self._clip(end)
         self.callbacks.call("step", self.t, self.y, dt)
         y0, t0 = self.y, self.t
-        y1, ks = rk_stages(f, t0, y0, dt, self.tableau, self.k0)
+        solved = self.pair.stages(f, t0, y0, dt, self.k0)
+        if solved is None:  # the stage equations have no (reachable) solution at this step size
+            self.rejected += 1
+            self.callbacks.call("reject", t0, y0, dt)
+            self.h = dt_mag * SHRINK_AFTER_FAILED_STAGES
+            self._check_underflow()
+            return None
+        y1, ks = solved
         t1 = end if landed else t0 + dt
         test = self.stiffness is not None and self.stiffness.due(self.accepted)
         with torch.no_grad():
-            err = controller.error_ratio(dt * weighted_sum(self.err_weights, ks), y0, y1, self.norm)
+            err = controller.error_ratio(self.pair.error(dt, ks), y0, y1, self.norm)
             size = torch.linalg.vector_norm(y1, math.inf)  # an Inf state can have a finite err: check it too
             checks = [err, size, self.stiffness.estimate(f, t1, y0, dt, y1, ks)] if test else [err, size]
             values = torch.stack(checks).tolist()
@@ -122,7 +130,7 @@ class EmbeddedPairRun:
             self.callbacks.call("reject", t0, y0, dt)
             return None
         self.nonfinite = 0
-        factor = controller.factor(err, self.tableau.order)
+        factor = controller.factor(err, self.tableau.error_order)
         if err > 1.0 and dt_mag > controller.min_step:  # a step at min_step is accepted whatever its error
             self.rejected += 1
             self.callbacks.call("reject", t0, y0, dt)
@@ -133,7 +141,7 @@ class EmbeddedPairRun:
         self.callbacks.call("accept", t0, y0, dt)
         self.h = max(self.h, dt_mag * factor) if dt_mag < self.h else dt_mag * factor
         self.t, self.t_host, self.y = t1, (float(end.detach()) if landed else self.t_host + self.direction * dt_mag), y1
-        self.k0 = None if landed or not self.tableau.is_fsal else ks[-1]
+        self.k0 = None if landed or not self.pair.reuse_last else ks[-1]
         if test and self.stiffness.update(values[2]):
             self._stiff(values[2], dt_mag)
         if not landed:  # accepted steps that no longer move t (a blow-up ahead) stop the solve as well
@@ -188,12 +196,13 @@ class EmbeddedPairRun:
             f"{self.accepted + self.rejected} ({self.accepted} accepted): the step size h={dt_mag:.3g} is held at "
             f"the edge of the method's stability region (estimated h*|lambda| = {h_lambda:.3g} >= "
             f"{self.stiffness.limit:.3g} in repeated tests), so stability, not accuracy, limits it{remaining}. Use "
-            f"an implicit method with a fixed step_size ({', '.join(available('implicit'))}), or pass "
-            f"stiffness_interval=None to continue anyway",
+            f"an adaptive implicit method ({', '.join(available('adaptive_implicit'))}) or an implicit one with a "
+            f"fixed step_size ({', '.join(available('implicit'))}), or pass stiffness_interval=None to continue "
+            f"anyway",
             self.t_host, dt_mag, h_lambda)
 
 
-def integrate_adaptive(f: Field, y0: Tensor, t: Tensor, tableau: ButcherTableau,
+def integrate_adaptive(f: Field, y0: Tensor, t: Tensor, pair: Pair,
                        controller: StepController, first_step: Optional[float] = None,
                        jumps: Sequence[float] = (), norm: Norm = rms_norm,
                        callbacks: Optional[Callbacks] = None) -> tuple[Tensor, SolveStats]:
@@ -209,7 +218,7 @@ def integrate_adaptive(f: Field, y0: Tensor, t: Tensor, tableau: ButcherTableau,
     if len(times) == 1:
         return torch.stack(outputs), SolveStats()
     callbacks = Callbacks.of(f) if callbacks is None else callbacks
-    solver = EmbeddedPairRun(tableau, controller, 1.0 if times[-1] > times[0] else -1.0, norm, callbacks, times[-1])
+    solver = EmbeddedPairRun(pair, controller, 1.0 if times[-1] > times[0] else -1.0, norm, callbacks, times[-1])
     pieces = segments(t, jumps)
     solver.start(pieces[0].restrict(f), t[0], y0, first_step)
     for piece in pieces:

@@ -40,7 +40,7 @@ from solvers import torchdiffeq_backend as tdq
 from solvers.adaptive import EmbeddedPairRun
 from solvers.callbacks import Callbacks
 from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
-from solvers.explicit import rk_stages, take_step
+from solvers.explicit import take_step
 from solvers.field import CheckedField, time_str
 from solvers.implicit import NewtonOptions
 from solvers.plan import Plan, make_plan
@@ -79,8 +79,8 @@ class AdaptiveMarch:
     """The accepted steps of an adaptive solve from (t0, y0), one per ``next()``, without an end time."""
 
     def __init__(self, field: CheckedField, plan: Plan, direction: float) -> None:
-        self.field, self.tableau = field, plan.method.tableau
-        self.solver = EmbeddedPairRun(self.tableau, plan.controller, direction, plan.norm, Callbacks.of(field),
+        self.field, self.pair = field, plan.pair()
+        self.solver = EmbeddedPairRun(self.pair, plan.controller, direction, plan.norm, Callbacks.of(field),
                                  out_of_steps="no event yet; raise max_steps or check event_fn")
         self.solver.start(field, plan.t[0], plan.y0, plan.first_step)
 
@@ -95,7 +95,15 @@ class AdaptiveMarch:
             if step is not None:
                 break
         t_a, y_a, k1 = step.t0, step.y0, step.ks[0]
-        return t_a, y_a, step.t1, step.y1, lambda s: rk_stages(self.field, t_a, y_a, s, self.tableau, k1)[0]
+        return t_a, y_a, step.t1, step.y1, lambda s: self._partial(t_a, y_a, s, k1)
+
+    def _partial(self, t_a: Tensor, y_a: Tensor, s: Tensor, k1: Tensor) -> Tensor:
+        """The state after a step of size s from (t_a, y_a) (inside an accepted step, so its stages solve)."""
+        solved = self.pair.stages(self.field, t_a, y_a, s, k1)
+        if solved is None:
+            raise RuntimeError(f"the stage equations of {self.pair.tableau.name!r} could not be solved for a part "
+                               f"(size {time_str(s)}) of the accepted step from t={time_str(t_a)}")
+        return solved[0]
 
     def stats(self) -> SolveStats:
         return self.solver.stats()

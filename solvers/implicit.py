@@ -73,12 +73,14 @@ class NewtonCounter:
 
     ``iterations``: Newton iterations (each one linear solve); ``jacobians``: evaluations of df/dy, one per
     stage with a non-zero row of A per iteration, whether from autograd or the caller's ``jacobian``;
-    ``continued``: steps whose stages needed the continuation in the step size (plain Newton failed).
+    ``continued``: steps whose stages needed the continuation in the step size (plain Newton failed);
+    ``factorisations``: LU factorisations of the Newton matrix.
     """
 
     iterations: int = 0
     jacobians: int = 0
     continued: int = 0
+    factorisations: int = 0
 
 
 class NewtonError(StepFailure):
@@ -232,6 +234,7 @@ def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: 
         _, J0 = _value_and_jacobian(f, jacobian, t, y)
         counter.jacobians += 1
         LU, pivots = _factor(A, [J0 if implicit[i] else zero_jac for i in range(s)], dt, eye, tableau, where, t)
+        counter.factorisations += 1
     for iteration in range(1, newton.max_iters + 1):
         Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
         G, J = [], []
@@ -247,6 +250,7 @@ def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: 
             J.append(jac)
         if not newton.simplified:
             LU, pivots = _factor(A, J, dt, eye, tableau, where, t)
+            counter.factorisations += 1
         delta = _lu_solve(LU, pivots, (torch.stack(G, dim=1) - K).reshape(batch, s * n, 1))
         K = K + delta.view(batch, s, n)
         counter.iterations += 1
@@ -316,6 +320,7 @@ def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tabl
         else:
             J.append(torch.zeros_like(Y[:, 0]).unsqueeze(-1).expand(*Y[:, 0].shape, Y.shape[-1]))
     eye = torch.eye(Y.shape[1] * Y.shape[2], dtype=Y.dtype, device=Y.device)
+    counter.factorisations += 1
     return _factor(A, J, dt, eye, tableau, "at the solution", times[0])
 
 

@@ -95,7 +95,7 @@ def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequ
                        plan.adjoint_kwargs)
         return (ys, SolveStats(nfe=field.nfe)) if return_stats else ys
     if plan.method.adaptive:
-        ys, stats = integrate_adaptive(field, plan.y0, plan.t, plan.method.tableau, plan.controller, plan.first_step,
+        ys, stats = integrate_adaptive(field, plan.y0, plan.t, plan.pair(), plan.controller, plan.first_step,
                                        plan.jumps, plan.norm)
         stats = replace(stats, nfe=field.nfe)
     else:

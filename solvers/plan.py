@@ -24,6 +24,7 @@ from solvers.jumps import check_jumps
 from solvers.pytree import Norm, State, TreeSpec, rms_norm
 from solvers.registry import Method, get_method
 from solvers.methods import Stepper
+from solvers.pair import Pair
 from solvers.validate import check_state, check_times, check_tolerance
 
 BACKENDS = ("odernn", "torchdiffeq")
@@ -49,6 +50,7 @@ class Plan:
     first_step: Optional[float] = None
     norm: Norm = rms_norm
     stepper_args: dict[str, Any] = field(default_factory=dict)
+    batch_rows: bool = False
     tdq_method: Optional[str] = None
     tdq_options: Optional[dict[str, Any]] = None
     adjoint_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +66,10 @@ class Plan:
     def stepper(self) -> Stepper:
         """A fresh stepper of our non-adaptive ``method`` (it carries its own counters)."""
         return self.method.stepper(**self.stepper_args)
+
+    def pair(self) -> Pair:
+        """A fresh embedded pair of our adaptive ``method`` (an implicit one keeps its Jacobian and counters)."""
+        return self.method.pair(self.controller, self.norm, rows=self.batch_rows)
 
 
 def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method: str, step_size: Optional[float],
@@ -118,8 +124,12 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         if jumps is not None:
             raise ValueError("jumps given twice: as jumps= and as options['jump_t']")
         plan.jumps = check_jumps(resolved.pop("jumps"), times)
+    if batch_rows and (flat.dim() != 2 or spec.is_tuple):
+        raise ValueError(f"batch_rows=True needs y0 as one tensor of shape (batch, n), got "
+                         f"{'a tuple' if spec.is_tuple else tuple(flat.shape)}")
     if spec_method.adaptive:
         spec_method.check_options(partition=partition, newton=newton, batch_rows=batch_rows)
+        plan.batch_rows = bool(batch_rows)
         first_step = resolved.pop("first_step", None)
         plan.first_step = None if first_step is None else _positive("first_step", first_step)
         norm = resolved.pop("norm", None)
@@ -128,9 +138,6 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         plan.norm = spec.wrap_norm(norm) if norm is not None else spec.mixed_norm if spec.is_tuple else rms_norm
         plan.controller = StepController(rtol=rtol, atol=atol, max_steps=plan.max_steps, **resolved)
         return plan
-    if batch_rows and (flat.dim() != 2 or spec.is_tuple):
-        raise ValueError(f"batch_rows=True needs y0 as one tensor of shape (batch, n), got "
-                         f"{'a tuple' if spec.is_tuple else tuple(flat.shape)}")
     plan.stepper_args = dict(partition=partition, state_size=flat.shape[-1] if flat.dim() else 1, newton=newton,
                              rows=batch_rows)
     plan.stepper()  # validates partition and newton now

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Optional
 
-from solvers.methods import (ARS222, IMEX_EULER, EmbeddedRK, ExplicitRK, ImexRK, ImplicitRK, Method, PartitionedEuler,
+from solvers.methods import (ARS222, IMEX_EULER, AdaptiveDIRK, EmbeddedRK, ExplicitRK, ImexRK, ImplicitRK, Method, PartitionedEuler,
                              ReversibleHeun)
 from solvers.tableaus import TABLEAUS, ButcherTableau
 
 CLASSES: dict[str, type[Method]] = {cls.kind: cls for cls in
-                                    (ExplicitRK, EmbeddedRK, ImplicitRK, PartitionedEuler, ReversibleHeun, ImexRK)}
+                                    (ExplicitRK, EmbeddedRK, ImplicitRK, AdaptiveDIRK, PartitionedEuler,
+                                     ReversibleHeun, ImexRK)}
 KINDS = tuple(CLASSES)
-"""The kinds' labels, for ``available(kind)``: fixed, adaptive, implicit, partitioned, reversible, imex."""
+"""The kinds' labels, for ``available(kind)``: fixed, adaptive, implicit, adaptive_implicit, partitioned,
+reversible, imex."""
 
 
 def _tableau_method(name: str, tableau: ButcherTableau) -> Method:
-    cls = EmbeddedRK if tableau.is_adaptive else ExplicitRK if tableau.is_explicit else ImplicitRK
+    if tableau.is_adaptive:
+        cls = EmbeddedRK if tableau.is_explicit else AdaptiveDIRK
+    else:
+        cls = ExplicitRK if tableau.is_explicit else ImplicitRK
     return cls(name, tableau)
 
 
@@ -41,7 +46,7 @@ def available(kind: Optional[str] = None) -> list[str]:
     """Every registered method name, or those of one kind (``KINDS``)."""
     if kind is not None and kind not in CLASSES:
         raise ValueError(f"unknown method kind {kind!r}; known kinds: {', '.join(KINDS)}")
-    return [name for name, m in _METHODS.items() if kind is None or isinstance(m, CLASSES[kind])]
+    return [name for name, m in _METHODS.items() if kind is None or type(m) is CLASSES[kind]]
 
 
 def methods_taking(option: str) -> list[str]:

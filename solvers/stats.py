@@ -9,8 +9,9 @@ class SolveStats:
     """Function evaluations and steps of one solve; ``a + b`` adds them field by field.
 
     ``n_steps = n_accepted + n_rejected``; fixed-step solves never reject. Implicit methods add their
-    Newton iterations (``n_newton``, summed over steps), Jacobian evaluations (``n_jacobians``) and the steps
-    whose stages needed a continuation in the step size (``n_continued``: plain Newton failed). Solves handed
+    Newton iterations (``n_newton``, summed over steps), Jacobian evaluations (``n_jacobians``), LU
+    factorisations of the Newton matrix (``n_lu``) and the steps whose stages needed a continuation in the
+    step size (``n_continued``: plain Newton failed). Solves handed
     to torchdiffeq report ``nfe`` only (that library does not expose its step counts), with the step counters at
     0. Event solves (``odeint_event``) count the steps of the search; nfe also covers the root finding.
     """
@@ -22,6 +23,7 @@ class SolveStats:
     n_newton: int = 0
     n_jacobians: int = 0
     n_continued: int = 0
+    n_lu: int = 0
 
     def __add__(self, other: "SolveStats") -> "SolveStats":
         if not isinstance(other, SolveStats):

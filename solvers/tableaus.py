@@ -8,7 +8,10 @@ A Runge-Kutta method for y' = f(t, y) with s stages is fixed by its tableau (c, 
 (Hairer, Norsett, Wanner, *Solving ODEs I*, eq. II.1.8). With A strictly lower triangular the method is
 explicit: each k_i follows from the earlier ones. Otherwise it is implicit and the stages solve a nonlinear
 system (Hairer, Wanner, *Solving ODEs II*, section IV.8; ``solvers.implicit``). Embedded pairs add weights
-``b_err`` of a solution of another order; the local error estimate is ``dt * sum_i (b_i - b_err_i) k_i``.
+``b_err`` of a solution of another order (``embedded_order``); the local error estimate is
+``dt * sum_i (b_i - b_err_i) k_i``, O(dt^error_order) with error_order = min(order, embedded_order) + 1.
+Pairs exist for explicit tableaus and for diagonally implicit ones (A lower triangular: ESDIRK pairs, each
+stage one implicit equation, ``solvers.dirk``).
 Coefficients are written as exact fractions (or, when irrational, computed with ``math.sqrt``) and stored
 as Python floats.
 """
@@ -32,7 +35,8 @@ class ButcherTableau:
     the order of the solution given by ``b``. ``A`` strictly lower triangular makes an explicit method, any
     other ``A`` an implicit one (``is_explicit``).
     Raises ``ValueError`` for inconsistent shapes, ``c_i != sum_j a_ij``, a non-positive order, non-finite
-    entries, or ``b_err`` on an implicit tableau (error control is implemented for explicit pairs only).
+    entries, or ``b_err`` on a fully implicit tableau (error control is implemented for explicit and diagonally
+    implicit pairs). ``embedded_order`` (the order of the ``b_err`` solution) defaults to ``order - 1``.
     """
 
     name: str
@@ -41,6 +45,7 @@ class ButcherTableau:
     b: tuple[float, ...]
     order: int
     b_err: Optional[tuple[float, ...]] = None
+    embedded_order: Optional[int] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "c", _float_tuple(self.c, "c", self.name))
@@ -67,10 +72,14 @@ class ButcherTableau:
         for i, row in enumerate(self.A):
             if abs(sum(row) - self.c[i]) > _ROW_SUM_TOL * max(1.0, abs(self.c[i])):
                 raise ValueError(f"{where}: c[{i}] = {self.c[i]} must equal the row sum of A[{i}] = {sum(row)}")
-        if self.b_err is not None and not self.is_explicit:
-            i, j = next((i, j) for i in range(s) for j in range(i, s) if self.A[i][j] != 0.0)
+        if self.b_err is not None and not self.is_diagonally_implicit:
+            i, j = next((i, j) for i in range(s) for j in range(i + 1, s) if self.A[i][j] != 0.0)
             raise ValueError(f"{where}: b_err (an embedded pair for error control) is only allowed for explicit "
-                             f"tableaus (A strictly lower triangular), but A[{i}][{j}] = {self.A[i][j]}")
+                             f"or diagonally implicit tableaus (A lower triangular), but A[{i}][{j}] = {self.A[i][j]}")
+        if self.embedded_order is not None and (self.b_err is None or not isinstance(self.embedded_order, int)
+                                                or self.embedded_order < 1):
+            raise ValueError(f"{where}: embedded_order must be a positive int and needs b_err, got "
+                             f"{self.embedded_order!r}")
 
     @property
     def stages(self) -> int:
@@ -81,6 +90,22 @@ class ButcherTableau:
     def is_explicit(self) -> bool:
         """True when A is strictly lower triangular, so every stage follows from the earlier ones."""
         return all(self.A[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
+
+    @property
+    def is_diagonally_implicit(self) -> bool:
+        """True when A is lower triangular: stage i depends on k_1..k_i only (explicit when also a_ii = 0)."""
+        return all(self.A[i][j] == 0.0 for i in range(self.stages) for j in range(i + 1, self.stages))
+
+    @property
+    def is_stiffly_accurate(self) -> bool:
+        """The last row of A is b (so c_s = 1): the new solution is the last stage value, k_s = f(t1, y1)."""
+        return self.A[-1] == self.b
+
+    @property
+    def error_order(self) -> int:
+        """The power of dt in the local error estimate: min(order, embedded order) + 1 (the step-size exponent)."""
+        embedded = self.order - 1 if self.embedded_order is None else self.embedded_order
+        return min(self.order, embedded) + 1
 
     @property
     def is_adaptive(self) -> bool:
@@ -267,8 +292,65 @@ R(z) = (1 + z/2 + z^2/12) / (1 - z/2 + z^2/12) (Hairer, Wanner II, section IV.5)
                     | 1/2              1/2
 """
 
+
+def _esdirk(name: str, order: int, gamma: float, lower: Sequence[Sequence[float]], b_err: Sequence[float],
+            embedded_order: Optional[int] = None) -> ButcherTableau:
+    """An ESDIRK pair: an explicit first stage, then diagonal ``gamma``; ``lower`` holds the rows of A below the
+    diagonal of stages 2..s (row i has i - 1 entries); c is the row sums; stiffly accurate (b is A's last row)."""
+    s = len(lower) + 1
+    rows = [[0.0] * s] + [list(row) + [gamma] + [0.0] * (s - len(row) - 1) for row in lower]
+    return ButcherTableau(name=name, c=[sum(row) for row in rows], A=rows, b=rows[-1], order=order, b_err=b_err,
+                          embedded_order=embedded_order)
+
+
+_G3 = 0.43586652150
+KVAERNO3 = _esdirk("kvaerno3", 3, _G3, [
+    [_G3],
+    [(-4 * _G3 ** 2 + 6 * _G3 - 1) / (4 * _G3), (1 - 2 * _G3) / (4 * _G3)],
+    [(6 * _G3 - 1) / (12 * _G3), -1 / ((24 * _G3 - 12) * _G3), (-6 * _G3 ** 2 + 6 * _G3 - 1) / (6 * _G3 - 3)]],
+    b_err=[(-4 * _G3 ** 2 + 6 * _G3 - 1) / (4 * _G3), (1 - 2 * _G3) / (4 * _G3), _G3, 0.0])
+"""Kvaerno's ESDIRK 3(2), 4 stages, L-stable and stiffly accurate (A. Kvaerno, *Singly diagonally implicit
+Runge-Kutta methods with an explicit first stage*, BIT 44, 2004): gamma = 0.43586652150, the embedded
+second-order solution is stage 3's value (b_err = A's third row), so error control costs nothing extra."""
+
+
+def _kvaerno4_lower(g: float) -> list[list[float]]:
+    """Rows of Kvaerno's 4(3) tableau below the diagonal, as polynomials in gamma (Kvaerno 2004)."""
+    p = lambda *coefficients: sum(a * g ** k for k, a in enumerate(reversed(coefficients)))  # noqa: E731
+    q = p(12, -6, 1)
+    return [
+        [g],
+        [p(144, -180, 81, -15, 1) * g / q ** 2, p(-36, 39, -15, 2) * g / q ** 2],
+        [p(-144, 396, -330, 117, -18, 1) / (12 * g ** 2 * p(12, -9, 2)),
+         p(72, -126, 69, -15, 1) / (12 * g ** 2 * p(3, -1)),
+         p(-6, 6, -1) * q ** 2 / (12 * g ** 2 * p(12, -9, 2) * p(3, -1))],
+        [p(288, -312, 120, -18, 1) / (48 * g ** 2 * p(12, -9, 2)), p(24, -12, 1) / (48 * g ** 2 * p(3, -1)),
+         -q ** 3 / (48 * g ** 2 * p(3, -1) * p(12, -9, 2) * p(6, -6, 1)), p(-24, 36, -12, 1) / p(24, -24, 4)]]
+
+
+_G4 = 0.5728160625
+_K4 = _kvaerno4_lower(_G4)
+KVAERNO4 = _esdirk("kvaerno4", 4, _G4, _K4, b_err=_K4[2] + [_G4, 0.0])
+"""Kvaerno's ESDIRK 4(3), 5 stages, L-stable and stiffly accurate (Kvaerno 2004, the method that advances the
+fourth-order solution): gamma = 0.5728160625; the embedded third-order solution is stage 4's value."""
+
+_S2 = math.sqrt(2.0)
+TRBDF2 = _esdirk("trbdf2", 2, 1 - _S2 / 2, [[1 - _S2 / 2], [_S2 / 4, _S2 / 4]],
+                 b_err=[(1 - _S2 / 4) / 3, (3 * _S2 / 4 + 1) / 3, (1 - _S2 / 2) / 3], embedded_order=3)
+"""TR-BDF2 as an ESDIRK (Hosea & Shampine, *Analysis and implementation of TR-BDF2*, Appl. Numer. Math. 20,
+1996): a trapezoidal stage to t + (2 - sqrt 2) dt, then BDF2; order 2, L-stable, stiffly accurate, with a
+third-order embedded solution for the error estimate (error_order 3)::
+
+    0          | 0
+    2 - sqrt 2 | d      d
+    1          | w      w      d            d = 1 - sqrt(2)/2, w = sqrt(2)/4
+    -----------+---------------------
+               | w      w      d
+               | (1-w)/3 (3w+1)/3 d/3
+"""
+
 TABLEAUS: dict[str, ButcherTableau] = {
     t.name: t for t in (EULER, MIDPOINT, HEUN, RALSTON, RK3, RK4, RK38, BOSH3, DOPRI5, ADAPTIVE_HEUN,
-                        BACKWARD_EULER, IMPLICIT_MIDPOINT, TRAPEZOIDAL, GAUSS_LEGENDRE4)
+                        BACKWARD_EULER, IMPLICIT_MIDPOINT, TRAPEZOIDAL, GAUSS_LEGENDRE4, KVAERNO3, KVAERNO4, TRBDF2)
 }
 """Every named tableau, by name."""

@@ -26,21 +26,28 @@ def test_order_conditions_hold_up_to_the_stated_order(name):
     c, A = np.array(tab.c), np.array(tab.A)
     weights = [(np.array(tab.b), tab.order)]
     if tab.b_err is not None:
-        weights.append((np.array(tab.b_err), tab.order - 1))
+        weights.append((np.array(tab.b_err), tab.order - 1 if tab.embedded_order is None else tab.embedded_order))
     for b, order in weights:
         for q, lhs, rhs in ORDER_CONDITIONS:
-            if q <= order:
-                assert lhs(b, c, A) == pytest.approx(rhs, abs=1e-14)
+            if q <= order:  # Kvaerno's coefficients are polynomials in an irrational gamma: 1e-13
+                assert lhs(b, c, A) == pytest.approx(rhs, abs=1e-13)
         if order < 4:  # the first condition of the next order fails: the order is not higher than stated
             assert any(abs(lhs(b, c, A) - rhs) > 1e-6 for q, lhs, rhs in ORDER_CONDITIONS if q == order + 1)
 
 
 def test_properties():
     assert get_tableau("rk4").stages == 4 and get_tableau("dopri5").stages == 7
-    implicit = ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"]
+    implicit = ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4", "kvaerno3", "kvaerno4",
+                "trbdf2"]
     assert [n for n in TABLEAUS if not get_tableau(n).is_explicit] == implicit
     assert get_tableau("trapezoidal").stages == 2 and get_tableau("gauss_legendre4").stages == 2
-    assert sorted(n for n in TABLEAUS if get_tableau(n).is_adaptive) == ["adaptive_heun", "bosh3", "dopri5"]
+    assert sorted(n for n in TABLEAUS if get_tableau(n).is_adaptive) == ["adaptive_heun", "bosh3", "dopri5",
+                                                                          "kvaerno3", "kvaerno4", "trbdf2"]
+    # b is A's last row: the FSAL explicit pairs and the stiffly accurate implicit methods
+    assert [n for n in TABLEAUS if get_tableau(n).is_stiffly_accurate] == ["bosh3", "dopri5", "backward_euler",
+                                                                           "trapezoidal", "kvaerno3", "kvaerno4",
+                                                                           "trbdf2"]
+    assert [get_tableau(n).error_order for n in ("dopri5", "bosh3", "kvaerno4", "trbdf2")] == [5, 3, 4, 3]
     assert get_tableau("dopri5").is_fsal and get_tableau("bosh3").is_fsal
     assert not get_tableau("adaptive_heun").is_fsal and not get_tableau("rk4").is_fsal
 
@@ -58,8 +65,10 @@ def test_tableau_is_frozen_and_stores_float_tuples():
     (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=[1]), r"b must have 2 entries"),
     (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=[0, 1], b_err=[1]), r"b_err must have 2 entries"),
     (dict(c=[0, 0.4], A=[[0, 0], [0.5, 0]], b=[0, 1]), r"c\[1\] = 0.4 must equal the row sum"),
-    (dict(c=[0.5, 0.5], A=[[0.5, 0], [0.5, 0]], b=[0, 1], b_err=[1, 0]),
-     r"b_err .* only allowed for explicit tableaus \(A strictly lower triangular\), but A\[0\]\[0\] = 0.5"),
+    (dict(c=[0.5, 0.5], A=[[0, 0.5], [0.5, 0]], b=[0, 1], b_err=[1, 0]),
+     r"b_err .* only allowed for explicit or diagonally implicit tableaus \(A lower triangular\), but "
+     r"A\[0\]\[1\] = 0.5"),
+    (dict(c=[0, 0.5], A=[[0, 0], [0.5, 0]], b=[0, 1], embedded_order=1), r"embedded_order .* needs b_err"),
     (dict(c=[0.5, 0.4], A=[[0, 0.5], [0.5, 0]], b=[0, 1]), r"c\[1\] = 0.4 must equal the row sum of A\[1\]"),
     (dict(c=[0.5], A=[[0.5, 0.0]], b=[1]), r"A must be 1x1"),
     (dict(c=[0, float("nan")], A=[[0, 0], [0.5, 0]], b=[0, 1]), r"non-finite"),
@@ -92,8 +101,10 @@ def test_registry_lists_every_method_by_kind():
     assert available("partitioned") == ["partitioned_euler", "symplectic_euler"]
     assert available("reversible") == ["reversible_heun"]
     assert available("imex") == ["imex_euler", "ars222"]
+    assert available("adaptive_implicit") == ["kvaerno3", "kvaerno4", "trbdf2"]
     assert available() == (available("fixed") + available("adaptive") + available("implicit")
-                           + available("partitioned") + available("imex") + available("reversible"))
+                           + available("adaptive_implicit") + available("partitioned") + available("imex")
+                           + available("reversible"))
     m = get_method("dopri5")
     assert (m.name, m.kind, m.tableau) == ("dopri5", "adaptive", get_tableau("dopri5"))
     assert get_method("partitioned_euler").tableau is None
@@ -107,5 +118,6 @@ def test_unknown_names_list_the_known_ones():
     with pytest.raises(ValueError, match=r"'partitioned_euler' \(partitioned\) has no Butcher tableau"):
         get_tableau("partitioned_euler")
     with pytest.raises(ValueError,
-                       match=r"unknown method kind 'stiff'; known kinds: fixed, adaptive, implicit, partitioned"):
+                       match=r"unknown method kind 'stiff'; known kinds: fixed, adaptive, implicit, adaptive_implicit, "
+                             r"partitioned"):
         available("stiff")

@@ -3,6 +3,8 @@
 A method says what it is through capabilities, never through a kind string that callers compare:
 - ``stepper(...)``: its step for the one fixed-step loop (``solvers.explicit.integrate_fixed``); methods with
   their own loop (``adaptive``) have none;
+- ``pair(controller, norm, rows)``: for an ``adaptive`` method, the embedded pair the adaptive loop runs
+  (``solvers.pair``: explicit stages, or ``solvers.dirk``: implicit ones solved by simplified Newton);
 - ``adaptive``: it runs the adaptive loop (an embedded error estimate and a step-size controller);
 - ``reversible``: its step has an exact inverse (a step of zero is then not the identity);
 - ``implicit``: its step solves an equation (Newton), so the derivative of a step comes from the implicit
@@ -20,7 +22,8 @@ A method says what it is through capabilities, never through a kind string that 
   ``mu`` from the Jacobians (``one_step_eigenvalues``) and is assessed on them;
 - ``order`` and ``properties`` (A-stable, symplectic, reversible) for tables.
 ``kind`` is a label for tables and messages only. One module per kind holds each class
-(``explicit_rk``, ``embedded_rk``, ``implicit_rk``, ``partitioned_euler``, ``reversible_heun``), and the
+(``explicit_rk``, ``embedded_rk``, ``implicit_rk``, ``adaptive_dirk``, ``partitioned_euler``,
+``reversible_heun``, ``imex_rk``), and the
 registry (``solvers.registry``) names the instances.
 """
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Stepper:
 
     def counts(self) -> dict[str, int]:
         return dict(n_newton=self.counter.iterations, n_jacobians=self.counter.jacobians,
-                    n_continued=self.counter.continued)
+                    n_continued=self.counter.continued, n_lu=self.counter.factorisations)
 
 
 class Method:
@@ -113,6 +116,10 @@ class Method:
                 newton: Optional[NewtonOptions] = None, rows: bool = False) -> Stepper:
         """Its step for the one fixed-step loop. ``rows``: y (B, n) holds B independent systems."""
         raise ValueError(f"method {self.name!r} is {self.kind}: it has its own loop, not a fixed step")
+
+    def pair(self, controller: Any, norm: Any = None, rows: bool = False) -> Any:
+        """The embedded pair that the adaptive loop runs (adaptive methods only)."""
+        raise ValueError(f"method {self.name!r} is {self.kind}: it has no embedded pair for error control")
 
     # --------------------------------------------------------------------------------------- stability
     def amplification(self, z: np.ndarray) -> np.ndarray:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 from typing import Optional, Sequence
 
+from solvers.controller import StepController
 from solvers.explicit import rk_step
 from solvers.implicit import NewtonOptions
 from solvers.methods.base import Stepper
 from solvers.methods.tableau_method import TableauMethod
+from solvers.pair import ExplicitPair
+from solvers.pytree import Norm, rms_norm
 
 
 class EmbeddedRK(TableauMethod):
@@ -23,3 +26,6 @@ class EmbeddedRK(TableauMethod):
         loop."""
         self.check_options(partition=partition, newton=newton)
         return Stepper(functools.partial(rk_step, tableau=self.tableau))
+
+    def pair(self, controller: StepController, norm: Norm = rms_norm, rows: bool = False) -> ExplicitPair:
+        return ExplicitPair(self.tableau)
