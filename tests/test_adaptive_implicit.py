@@ -149,3 +149,17 @@ def test_newton_is_not_an_option_of_the_adaptive_pairs():
     with pytest.raises(ValueError, match="newton is only used by"):
         solvers.odeint(lambda t, y: -y, torch.ones(1, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64),
                        method="kvaerno4", newton=solvers.NewtonOptions())
+
+
+def test_trajectory_ground_truth_of_a_stiff_van_der_pol_under_kvaerno4():
+    """The trajectory task's batched ground truth (rows solved as their own systems) takes an adaptive implicit
+    truth solver: Van der Pol with mu = 20 agrees with dopri5's truth to the tolerance."""
+    from experiments.trajectory.simulate import simulate
+    from experiments.trajectory.systems import get_system
+
+    system = get_system("van-der-pol", mu=20.0)
+    y0 = np.array([[2.0, 0.0], [1.0, 1.0], [-0.5, 0.3]])
+    times = np.linspace(0.0, 2.0, 5)
+    stiff, info = simulate(system, y0, times, method="kvaerno4", rtol=1e-5, atol=1e-5)
+    explicit, _ = simulate(system, y0, times, method="dopri5", rtol=1e-10, atol=1e-10)
+    assert np.abs(stiff - explicit).max() < 1e-3 * np.abs(explicit).max() and info["solver_kind"] == "adaptive_implicit"
