@@ -40,7 +40,7 @@ from solvers import torchdiffeq_backend as tdq
 from solvers.adaptive import EmbeddedPairRun
 from solvers.callbacks import Callbacks
 from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
-from solvers.explicit import take_step
+from solvers.explicit import one_sided_step, take_step
 from solvers.field import CheckedField, time_str
 from solvers.implicit import NewtonOptions
 from solvers.plan import Plan, make_plan
@@ -116,6 +116,10 @@ class FixedMarch:
         if plan.step_size is None:
             raise ValueError(f"solving for an event with fixed-step method {plan.method.name!r} needs step_size "
                              f"(there are no output times to take it from)")
+        if plan.grid is not None:
+            raise ValueError("grid_constructor is not used when solving for an event (there are no output times "
+                             "to build the grid on); pass step_size")
+        self.perturb = plan.perturb
         self.field, self.stepper, self.max_steps = field, plan.stepper(), plan.max_steps
         self.dt = direction * plan.step_size
         self.callbacks = Callbacks.of(field)
@@ -126,7 +130,8 @@ class FixedMarch:
             raise RuntimeError(f"no event in max_steps={self.max_steps} steps of {abs(self.dt):g} (reached "
                                f"t={time_str(self.t)}); raise max_steps or check event_fn")
         t_a, y_a = self.t, self.y
-        y_b = take_step(self.stepper, self.field, t_a, y_a, self.dt, self.callbacks, self.steps + 1, self.max_steps)
+        field = one_sided_step(self.field, t_a, self.dt) if self.perturb else self.field
+        y_b = take_step(self.stepper, field, t_a, y_a, self.dt, self.callbacks, self.steps + 1, self.max_steps)
         self.t, self.y, self.steps = t_a + self.dt, y_b, self.steps + 1
         return t_a, y_a, self.t, y_b, lambda s: self.stepper(self.field, t_a, y_a, s)
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from solvers.callbacks import Callbacks
 from solvers.errors import StepFailure
-from solvers.jumps import segments
+from solvers.jumps import OneSided, segments
 from solvers.stats import SolveStats
 from solvers.tableaus import ButcherTableau
 
@@ -95,7 +95,8 @@ def take_step(stepper: Stepper, f: Field, t: Time, y: Tensor, dt: Time, callback
 
 def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size: Optional[float] = None,
                     check_finite: bool = True, max_steps: Optional[int] = None,
-                    jumps: Sequence[float] = (), callbacks: Optional[Callbacks] = None) -> tuple[Tensor, SolveStats]:
+                    jumps: Sequence[float] = (), callbacks: Optional[Callbacks] = None, perturb: bool = False,
+                    grid: Optional[Tensor] = None) -> tuple[Tensor, SolveStats]:
     """Integrate on a fixed grid that lands on every output time; returns ``(ys, stats)``, ys (len(t), *y0.shape).
 
     This is the one fixed-step loop: every fixed method (explicit or implicit Runge-Kutta, partitioned Euler)
@@ -113,11 +114,20 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
     rows with fewer steps idle with dt = 0 while the others finish, and f (or ``f.interval(k)``) is called
     with t of shape (B, 1). torchdiffeq's step callbacks (``callbacks``, by default f's own:
     ``solvers.callbacks``) are called before (``callback_step``) and after (``callback_accept_step``) every step.
+
+    torchdiffeq's fixed-grid options: ``perturb`` evaluates f inside every step from the step's side, at
+    nextafter(t0) towards t1 for a stage at its start and nextafter(t1) towards t0 at its end (``OneSided``);
+    ``grid`` (from torchdiffeq's ``grid_constructor(f, y0, t)``, 1-D, from t[0] to t[-1]) replaces the steps:
+    one step per grid interval, and each output time inside a step is the linear interpolation between the
+    step's ends, as torchdiffeq's ``interp="linear"``.
     """
     times = t.detach().tolist()
     callbacks = Callbacks.of(f) if callbacks is None else callbacks
-    pieces = segments(t, jumps)
-    if t.dim() == 2:
+    pieces = segments(t if grid is None else grid, jumps)
+    if grid is not None:
+        counts, steps = [1] * len(pieces), [piece.end - piece.start for piece in pieces]
+        on_grid = OutputsOnGrid(t)
+    elif t.dim() == 2:
         row_counts = step_counts(t, step_size).to(t.dtype)
         counts = [int(n) for n in row_counts.amax(0).tolist()]
         steps = [(piece.end - piece.start) / row_counts[:, k:k + 1] for k, piece in enumerate(pieces)]
@@ -134,6 +144,7 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
     y, taken = y0, 0
     for k, (piece, n) in enumerate(zip(pieces, counts)):
         g, dt = piece.restrict(f), steps[k]
+        y_start = y
         for j in range(n):
             start = piece.start if j == 0 else piece.start + j * dt
             if t.dim() == 2 and j:  # rows with fewer steps on this interval have finished: a step of size 0
@@ -141,12 +152,14 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
                 start = torch.minimum(start, piece.end)
             else:
                 dt_j = dt
-            y = take_step(stepper, g, start, y, dt_j, callbacks, taken + 1, sum(counts))
+            y = take_step(stepper, one_sided_step(g, start, dt_j) if perturb else g, start, y, dt_j, callbacks,
+                          taken + 1, sum(counts))
             taken += 1
-        if piece.output is not None:
-            outputs.append(y)
-            if check_finite:
-                finite.append(torch.isfinite(y.detach()).all())
+        landed = on_grid.interpolate(piece.start, y_start, piece.end, y) if grid is not None else \
+            [y] if piece.output is not None else []
+        outputs += landed
+        if check_finite:
+            finite += [torch.isfinite(v.detach()).all() for v in landed]
     if finite:
         flags = torch.stack(finite)
         if not bool(flags.all()):
@@ -156,3 +169,30 @@ def integrate_fixed(f: Field, y0: Tensor, t: Tensor, stepper: Stepper, step_size
                 f"the state became non-finite between t={grid[k]:g} and t={grid[k + 1]:g} "
                 f"(output {k + 1} of {len(grid) - 1}); reduce the step size or pass check_finite=False")
     return torch.stack(outputs), SolveStats(n_steps=sum(counts), n_accepted=sum(counts))
+
+
+def one_sided_step(f: Field, start: Tensor, dt: Tensor) -> Field:
+    """f inside the step from ``start`` of size ``dt``: its times clamped to [start+, (start + dt)-] (torchdiffeq's
+    ``perturb``: Perturb.NEXT at the step's start, Perturb.PREV at its end)."""
+    end = (start + dt).detach()
+    first = torch.nextafter(start.detach(), end)
+    last = torch.nextafter(end, start.detach())
+    return OneSided(f, torch.minimum(first, last), torch.maximum(first, last))
+
+
+class OutputsOnGrid:
+    """The output times ``t`` met by a walk along another grid: after each step from (t0, y0) to (t1, y1),
+    ``interpolate`` returns the states at the outputs in (t0, t1] by linear interpolation (torchdiffeq's
+    ``_linear_interp``: the step's end itself where an output falls on it)."""
+
+    def __init__(self, t: Tensor) -> None:
+        self.t, self.times, self.next = t, t.detach().tolist(), 1
+        self.sign = 1.0 if self.times[-1] >= self.times[0] else -1.0
+
+    def interpolate(self, t0: Tensor, y0: Tensor, t1: Tensor, y1: Tensor) -> list[Tensor]:
+        out, end = [], float(t1.detach())
+        while self.next < len(self.times) and self.sign * self.times[self.next] <= self.sign * end:
+            tj = self.t[self.next]
+            out.append(y1 if self.times[self.next] == end else y0 + ((tj - t0) / (t1 - t0)) * (y1 - y0))
+            self.next += 1
+        return out

@@ -41,17 +41,21 @@ def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequ
       ignored) and step exactly onto every output time; their options (``solvers.options``) set the
       controller's ``safety``, ``min_factor``, ``max_factor``, a ``first_step``, the error ``norm`` and the
       ``stiffness_interval`` of the stiffness test (``solvers.stiffness``: a problem detected as stiff raises
-      ``StiffnessError`` suggesting an implicit method).
+      ``StiffnessError`` suggesting an implicit method). The adaptive implicit methods
+      (``available("adaptive_implicit")``: kvaerno3, kvaerno4, trbdf2; ``solvers.dirk``) take the same
+      options and solve their stages by simplified Newton.
       ``partitioned_euler`` needs ``partition``, the block sizes of y's last dimension. Implicit methods
       (``available("implicit")``) step like fixed ones and solve their stages by Newton's method with the
       ``newton`` options (``NewtonOptions(tol, max_iters)``); gradients use the implicit function theorem.
     - ``options`` (torchdiffeq's dict) and extra keyword arguments are the method's options, merged; torchdiffeq's
-      names (``ifactor``, ``dfactor``, ``max_num_steps``, ``jump_t``, ``step_size``) are accepted, options we do
-      not implement and unknown keyword arguments raise ``ValueError`` listing the allowed ones.
+      names (``ifactor``, ``dfactor``, ``max_num_steps``, ``jump_t``, ``step_size``) are accepted, and so are its
+      fixed-grid ``perturb`` (each step sees f from its own side at both ends) and ``grid_constructor`` (steps on
+      the grid it returns, outputs interpolated linearly); options we do not implement and unknown keyword
+      arguments raise ``ValueError`` listing the allowed ones.
     - ``jumps``: times where f is discontinuous in t (``solvers.jumps``): no step straddles one, and a stage
       evaluated there sees the side of the step it belongs to (torchdiffeq's ``jump_t``).
     - ``batch_rows``: y0 is (B, n) and f treats its rows as B separate systems (a batch of trajectories), so an
-      implicit method solves B stage systems of size s*n instead of one of size s*B*n.
+      implicit method (fixed or adaptive) solves B stage systems of size s*n instead of one of size s*B*n.
     - f's torchdiffeq step callbacks (``callback_step``, ``callback_accept_step``, ``callback_reject_step``)
       are called around every step (``solvers.callbacks``).
     - ``backend="torchdiffeq"``: ``method`` is one of torchdiffeq's names (dopri8, rk4 = 3/8 rule, ...),
@@ -101,7 +105,7 @@ def odeint(f: Callable[[Tensor, State], State], y0: State, t: Union[Tensor, Sequ
     else:
         stepper = plan.stepper()
         ys, stats = integrate_fixed(field, plan.y0, plan.t, stepper, plan.step_size, check_finite, plan.max_steps,
-                                    plan.jumps)
+                                    plan.jumps, perturb=plan.perturb, grid=plan.grid)
         stats = replace(stats, nfe=field.nfe, **stepper.counts())
     ys = plan.spec.unflatten(ys, (len(plan.t),))
     return (ys, stats) if return_stats else ys

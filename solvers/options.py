@@ -10,9 +10,11 @@ refused with a ``ValueError`` saying what is allowed:
   ``stiffness_interval`` (``solvers.stiffness``); torchdiffeq's names ``ifactor`` (= ``max_factor``), ``dfactor`` (= ``min_factor``;
   ours bounds every shrinkage, torchdiffeq's only that after a rejection), ``max_num_steps`` (= ``max_steps``,
   counted over the whole solve, torchdiffeq counts per output interval) and ``jump_t`` (= ``jumps``).
-- fixed, implicit and partitioned methods: ``step_size``.
-- torchdiffeq options we do not implement (``step_t``, ``dtype``, ``grid_constructor``, ``interp``,
-  ``perturb``) are refused naming ``backend="torchdiffeq"``, which has them.
+- fixed, implicit and partitioned methods: ``step_size``, and torchdiffeq's fixed-grid ``perturb`` (bool) and
+  ``grid_constructor`` (``grid_constructor(f, y0, t)`` returns the grid; outputs between its points are
+  interpolated linearly, as torchdiffeq's default ``interp``).
+- torchdiffeq options we do not implement (``step_t``, ``dtype``, ``interp``) are refused naming
+  ``backend="torchdiffeq"``, which has them.
 
 For ``backend="torchdiffeq"`` the keys are checked against the options its solver class accepts (read from its
 constructor, since torchdiffeq itself only warns about unknown ones); ``min_factor``/``max_factor`` are
@@ -27,13 +29,12 @@ if TYPE_CHECKING:
     from solvers.methods import Method
 
 ADAPTIVE = ("safety", "min_factor", "max_factor", "min_step", "max_step", "first_step", "norm", "stiffness_interval")
-FIXED = ("step_size",)
+FIXED = ("step_size", "perturb", "grid_constructor")
 ALIASES = {"ifactor": "max_factor", "dfactor": "min_factor", "max_num_steps": "max_steps", "jump_t": "jumps"}
 UNSUPPORTED = {
     "step_t": "times to step onto without re-evaluating f (put them into t, or use jumps)",
-    "dtype": "the dtype of time (ours is the state's dtype)", "grid_constructor": "a custom grid",
-    "interp": "interpolation between grid points (ours lands on every output time)",
-    "perturb": "one-sided evaluation at grid points (use jumps)",
+    "dtype": "the dtype of time (ours is the state's dtype)",
+    "interp": "interpolation between grid points (ours lands on every output time; linear with grid_constructor)",
 }
 TORCHDIFFEQ_TRANSLATION = {"min_factor": "dfactor", "max_factor": "ifactor"}
 

@@ -51,6 +51,8 @@ class Plan:
     norm: Norm = rms_norm
     stepper_args: dict[str, Any] = field(default_factory=dict)
     batch_rows: bool = False
+    perturb: bool = False
+    grid: Optional[Tensor] = None
     tdq_method: Optional[str] = None
     tdq_options: Optional[dict[str, Any]] = None
     adjoint_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -138,10 +140,38 @@ def make_plan(f: Callable, y0: State, t: Union[Tensor, Sequence[float]], method:
         plan.norm = spec.wrap_norm(norm) if norm is not None else spec.mixed_norm if spec.is_tuple else rms_norm
         plan.controller = StepController(rtol=rtol, atol=atol, max_steps=plan.max_steps, **resolved)
         return plan
+    plan.perturb = resolved.pop("perturb", False)
+    if not isinstance(plan.perturb, bool):
+        raise ValueError(f"perturb must be True or False, got {plan.perturb!r}")
+    constructor = resolved.pop("grid_constructor", None)
+    if constructor is not None:
+        plan.grid = _grid(constructor, f, y0, plan, times)
     plan.stepper_args = dict(partition=partition, state_size=flat.shape[-1] if flat.dim() else 1, newton=newton,
                              rows=batch_rows)
     plan.stepper()  # validates partition and newton now
     return plan
+
+
+def _grid(constructor: Any, f: Callable, y0: State, plan: Plan, times: Tensor) -> Tensor:
+    """torchdiffeq's ``grid_constructor(f, y0, t)``: a 1-D grid from t[0] to t[-1], strictly monotonic in t's
+    direction, in t's dtype; refused with step_size, jumps or per-row times (torchdiffeq has none of them)."""
+    if not callable(constructor):
+        raise ValueError(f"grid_constructor must be a function (f, y0, t) -> grid, got {type(constructor).__name__}")
+    if plan.step_size is not None:
+        raise ValueError("step_size and grid_constructor are mutually exclusive arguments (as in torchdiffeq)")
+    if plan.jumps or times.dim() != 1:
+        raise ValueError("grid_constructor takes one 1-D t and no jumps (put the jumps into the grid)")
+    grid = constructor(f, y0, times)
+    if not isinstance(grid, Tensor) or grid.dim() != 1 or len(grid) < 2 or not grid.is_floating_point():
+        got = tuple(grid.shape) if isinstance(grid, Tensor) else type(grid).__name__
+        raise ValueError(f"grid_constructor must return a 1-D float tensor of at least 2 times, got {got}")
+    grid = grid.to(times.dtype)
+    steps = grid.diff() * (1.0 if float(times[-1]) >= float(times[0]) else -1.0)
+    if float(grid[0]) != float(times[0]) or float(grid[-1]) != float(times[-1]) or not bool((steps > 0).all()):
+        raise ValueError(f"grid_constructor's grid must run from t[0] = {float(times[0]):g} to t[-1] = "
+                         f"{float(times[-1]):g}, strictly monotonic in the direction of t; got "
+                         f"{grid.detach().tolist()[:6]}{' ...' if len(grid) > 6 else ''}")
+    return grid
 
 
 def _check_max_steps(value: Any) -> int:

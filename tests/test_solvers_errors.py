@@ -100,15 +100,22 @@ def test_torchdiffeq_backend_and_adjoint_match_our_solve():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(method="rk4", foo=1), r"unknown options \['foo'\] for fixed-step method 'rk4'; allowed: step_size; "
+    (dict(method="rk4", foo=1), r"unknown options \['foo'\] for fixed-step method 'rk4'; allowed: step_size, "
+                                r"perturb, grid_constructor; "
                                 r"odeint's arguments: method, step_size, rtol.*adjoint_method"),
     (dict(method="dopri5", options=dict(foo=1)), r"unknown options \['foo'\] for adaptive method 'dopri5'; allowed: "
                                                  r"safety, min_factor, max_factor, min_step, max_step, first_step, norm, "
                                                  r"stiffness_interval, ifactor, dfactor, max_num_steps, jump_t"),
     (dict(method="rk4", step_size=0.1, max_step=0.1), r"options \['max_step'\] are not used by fixed-step method 'rk4'"),
-    (dict(method="dopri5", grid_constructor=None), r"torchdiffeq option 'grid_constructor' \(a custom grid\) is not "
-                                                   r"supported by backend 'odernn'; use backend='torchdiffeq'"),
-    (dict(method="rk4", options=dict(perturb=True)), r"torchdiffeq option 'perturb'.*not supported"),
+    (dict(method="dopri5", grid_constructor=None), r"options \['grid_constructor'\] are not used by adaptive method"),
+    (dict(method="rk4", options=dict(interp="cubic")), r"torchdiffeq option 'interp'.*not supported by backend "
+                                                       r"'odernn'; use backend='torchdiffeq'"),
+    (dict(method="rk4", options=dict(perturb=1)), r"perturb must be True or False, got 1"),
+    (dict(method="rk4", step_size=0.1, grid_constructor=lambda f, y0, t: t),
+     r"step_size and grid_constructor are mutually exclusive"),
+    (dict(method="rk4", grid_constructor=lambda f, y0, t: t[1:]), r"grid must run from t\[0\] = 0"),
+    (dict(method="rk4", grid_constructor=lambda f, y0, t: t.flip(0)), r"grid must run from"),
+    (dict(method="rk4", grid_constructor=lambda f, y0, t: [0.0, 1.0]), r"must return a 1-D float tensor"),
     (dict(method="dopri5", options=dict(safety=0.8), safety=0.8), r"options \['safety'\] given both as keyword "
                                                                   r"arguments and in options="),
     (dict(method="dopri5", ifactor=5.0, max_factor=5.0), r"option 'max_factor' given twice"),

@@ -401,3 +401,41 @@ def test_min_step_and_max_step_as_torchdiffeq(method, bounds):
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-6)  # the controllers differ in detail below the bounds
     with pytest.raises(ValueError, match="need 0 <= min_step <= max_step"):
         odeint(f, y0, t, method=method, options=dict(min_step=0.2, max_step=0.1))
+
+
+# torchdiffeq's fixed-grid solvers under the same names: our rk38 is its rk4 (the 3/8 rule)
+FIXED_PAIRS = [("euler", "euler"), ("midpoint", "midpoint"), ("rk38", "rk4")]
+
+
+@pytest.mark.parametrize("ours, theirs", FIXED_PAIRS)
+def test_perturb_evaluates_each_step_from_its_own_side_as_torchdiffeq(ours, theirs):
+    """f jumps at every grid point (a held sample, floor(10 t)): with perturb=True every step sees its own
+    sample at both ends, as in torchdiffeq (equal to rounding); without it the end stage sees the next one."""
+    f = lambda t, y: torch.sin(torch.floor(10.0 * t)) - 0.3 * y  # noqa: E731
+    y0 = torch.tensor([0.4, -0.2], dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
+    ys = odeint(f, y0, t, method=ours, perturb=True)
+    reference = torchdiffeq.odeint(f, y0, t, method=theirs, options=dict(perturb=True))
+    assert torch.allclose(ys, reference, rtol=0, atol=1e-13)
+    if ours == "rk38":  # euler and midpoint have no stage at a step's end
+        assert not torch.allclose(odeint(f, y0, t, method=ours), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("ours, theirs", FIXED_PAIRS)
+def test_grid_constructor_steps_on_its_grid_and_interpolates_as_torchdiffeq(ours, theirs):
+    """A non-uniform grid that misses most output times, forwards and backwards in time: values and
+    gradients equal torchdiffeq's (linear interpolation inside a grid step)."""
+    def grid(f, y0, t):
+        s = torch.linspace(0.0, 1.0, 8, dtype=t.dtype) ** 1.5
+        return t[0] + (t[-1] - t[0]) * s
+
+    for t in (torch.tensor([0.0, 0.1, 0.35, 0.6, 1.0, 1.3], dtype=torch.float64),
+              torch.tensor([1.3, 0.9, 0.2, 0.0], dtype=torch.float64)):
+        w = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+        f = lambda t, y: torch.tanh(w * y) + torch.cos(t)  # noqa: E731
+        y0 = torch.tensor([0.5, -1.0], dtype=torch.float64)
+        ys, stats = odeint(f, y0, t, method=ours, grid_constructor=grid, return_stats=True)
+        reference = torchdiffeq.odeint(f, y0, t, method=theirs, options=dict(grid_constructor=grid))
+        assert torch.allclose(ys, reference, rtol=0, atol=1e-13) and stats.n_steps == 7
+        assert torch.allclose(torch.autograd.grad(ys.sum(), w)[0], torch.autograd.grad(reference.sum(), w)[0],
+                              atol=1e-12)
