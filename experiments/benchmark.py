@@ -9,7 +9,8 @@ cores, so a scan's ratio to it is the stricter one), rk4's products banded (4 T 
 the arithmetic an rk4 scan cannot avoid, to read the rk4 target against), torch.nn.RNN(tanh), torch.nn.LSTM, ODERNN euler and rk4 through the fused
 scan (``odernn.fused``, compiled walks where ``odernn.kernels`` builds them), euler and rk4 through the same
 scan with the Python walks and through the generic stepped scan, euler at 2T, the gated field under euler and
-AFRNN with two layers of H units under euler and partitioned_euler. Each time is the median of ``--repeats``
+AFRNN with two layers of H units under euler and partitioned_euler, and with ``--implicit`` midpoint,
+implicit_midpoint, rk4 and gauss_legendre4 at eps 0.1. Each time is the median of ``--repeats``
 runs after ``--warmup`` runs; the loss is sum(h_T^2). The runs are interleaved (every case once per round,
 timed on the second of two calls in a row, so that it meets its own buffers as a training step does), so a
 change of machine load affects all cases alike.
@@ -30,6 +31,10 @@ from tqdm import tqdm
 from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField, kernels
 
 
+IMPLICIT_EPS = 0.1
+"""The step of the implicit rows (issue target: implicit_midpoint <= 10x midpoint, gauss_legendre4 <= 10x rk4)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--T", type=int, default=784, help="sequence length (default 784)")
     parser.add_argument("--batch", type=int, default=128, help="batch size B (default 128)")
@@ -48,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --epoch: time the loop on the task's real data under this folder (e.g. MNIST/raw)")
     parser.add_argument("--arrangements", default="1x2,2x1",
                         help="PROCESSESxTHREADS list for --epoch (default 1x2,2x1)")
+    parser.add_argument("--implicit", action="store_true",
+                        help="add the implicit rows at eps 0.1 (implicit_midpoint against midpoint, gauss_legendre4 "
+                             "against rk4; a few minutes more)")
     parser.add_argument("--memory", action="store_true",
                         help="instead of times: bytes autograd keeps for backward, euler against reversible_heun, "
                              "at T=1000 and T=4000 (with --batch and --hidden)")
@@ -199,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
         (f"ODERNN AFRNN 2x{H} euler", T, odernn_step(ODERNN(afrnn, "euler")), auto),
         (f"ODERNN AFRNN 2x{H} partitioned_euler", T, odernn_step(ODERNN(afrnn, "partitioned_euler")), auto),
     ]
+    if args.implicit:  # eps 0.1: one step per input; the implicit stages by functional iteration (solvers.implicit)
+        cases += [(f"ODERNN {name}, eps {IMPLICIT_EPS:g}", T, odernn_step(ODERNN(field, name, step_size=IMPLICIT_EPS)),
+                   auto) for name in ("midpoint", "implicit_midpoint", "rk4", "gauss_legendre4")]
     if not compiled:  # the Python-walk rows would repeat the fused rows; no banded floor without the build
         cases = [case for case in cases if case[3] not in ("python", "compiled")]
     inputs = {steps: torch.randn(args.batch, steps, m) for steps in (T, 2 * T)}
@@ -223,4 +234,10 @@ def run(args: argparse.Namespace) -> int:
           f"rk4 {ratio['ODERNN rk4']:.2f}x{own} (<= 4.5), gated euler {ratio['ODERNN gated euler']:.2f}x (<= 2.5), "
           f"AFRNN 2x{H} euler {ratio[f'ODERNN AFRNN 2x{H} euler']:.2f}x (<= 5); euler {euler / base:.2f}x nn.RNN; "
           f"doubling T {doubling:.2f}x (<= 2.2)")
+    if args.implicit:
+        eps = f", eps {IMPLICIT_EPS:g}"
+        print(f"implicit at eps {IMPLICIT_EPS:g}: implicit_midpoint "
+              f"{times['ODERNN implicit_midpoint' + eps, T] / times['ODERNN midpoint' + eps, T]:.1f}x midpoint "
+              f"(<= 10), gauss_legendre4 {times['ODERNN gauss_legendre4' + eps, T] / times['ODERNN rk4' + eps, T]:.1f}x "
+              f"rk4 (<= 10)")
     return 0

@@ -219,8 +219,14 @@ WRITERS = {
     "trajectory": ([*TRAJECTORY, "--epochs", "0"], "--out-dir"),
     "double-pendulum train": (["double-pendulum", "train", "--models", "lstm", "--epochs", "0", "--no-progress"],
                               "--out"),
+    "double-pendulum energy": (["double-pendulum", "energy", "--n", "0"], "--out"),
+    "double-pendulum generate": (["double-pendulum", "generate", "--n", "0"], "--out"),
+    "dynamics": (["dynamics", "--solver", "rk5"], "--out-dir"),
+    "stability": (["stability", "--solver", "rk5"], "--out"),
+    "curves --plot": (["curves", "no-such-run-folder"], "--plot"),
 }
-"""Every command that writes a run folder, with a value it must refuse, and its folder flag."""
+"""Every command that writes (a run folder, a data file or a figure), with a value it must refuse, and the flag
+naming where it writes."""
 
 
 def writer_cases(cache: dict[str, Path]) -> list[Case]:

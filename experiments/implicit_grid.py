@@ -4,7 +4,8 @@ Every registered implicit method runs an antisymmetric field (16 units) over 10 
 (batch 2) at every point of the grid eps x sigma_w x gamma x seeds (default 4 x 3 x 2 x 10 = 240 forwards per
 method), the regime where a stable discretisation is needed and where plain Newton used to fail. Prints, per
 method, the forwards that failed (a NewtonError or non-finite states), the largest |h_T|, the steps that
-needed the continuation in the step size (``SolveStats.n_continued``), the Newton iterations and the seconds.
+needed the continuation in the step size (``SolveStats.n_continued``), the steps split in halves because even
+that failed (``n_subdivided``), the Newton iterations and the seconds.
 """
 from __future__ import annotations
 
@@ -51,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     grid = list(itertools.product(args.eps, args.sigma_w, args.gamma, range(args.seeds)))
     print(f"antisymmetric field, 16 units, 10 steps of N(0, 1) input, batch 2, float32; {len(grid)} forwards per "
           f"method (eps {args.eps}, sigma_w {args.sigma_w}, gamma {args.gamma}, {args.seeds} seeds)\n")
-    print("| method | failed | max abs h_T | steps continued | Newton iterations | seconds |")
-    print("|---|---|---|---|---|---|")
+    print("| method | failed | max abs h_T | steps continued | steps subdivided | Newton iterations | seconds |")
+    print("|---|---|---|---|---|---|---|")
     failures: list[str] = []
     for name in names:
-        failed, largest, continued, iterations, start = 0, 0.0, 0, 0, time.perf_counter()
+        failed, largest, continued, subdivided, iterations, start = 0, 0.0, 0, 0, 0, time.perf_counter()
         for eps, sigma_w, gamma, seed in grid:
             torch.manual_seed(seed)
             rnn = build_rnn("antisymmetric", 1, 16, solver=name, step_size=eps, gamma=gamma, sigma_w=sigma_w)
@@ -69,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 continue
             largest = max(largest, float(last.abs().max()))
             continued += rnn.last_stats.n_continued
+            subdivided += rnn.last_stats.n_subdivided
             iterations += rnn.last_stats.n_newton
-        print(f"| {name} | {failed} of {len(grid)} | {largest:.3g} | {continued} | {iterations} | "
+        print(f"| {name} | {failed} of {len(grid)} | {largest:.3g} | {continued} | {subdivided} | {iterations} | "
               f"{time.perf_counter() - start:.0f} |", flush=True)
     if failures:
         print("\nfailed: " + "; ".join(failures))

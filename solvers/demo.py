@@ -11,7 +11,7 @@ from solvers.problems import random_linear_problem
 from solvers.controller import DEFAULT_ATOL, DEFAULT_RTOL
 from solvers.registry import available, get_method
 
-HEADER = ("method", "kind", "order", "step/tol", "nfe", "accepted", "rejected", "newton", "max error")
+HEADER = ("method", "kind", "order", "step/tol", "nfe", "accepted", "rejected", "iterations", "max error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def _row(name: str, args: argparse.Namespace, problem, t: torch.Tensor, exact: t
     order = method.order
     setting = f"rtol={args.rtol:g}" if adaptive else f"h={args.step_size:g}"
     steps = ("?", "?", "?") if backend == "torchdiffeq" else (str(stats.n_accepted), str(stats.n_rejected),
-                                                              str(stats.n_newton))
+                                                              str(stats.stage_iterations))
     label = name if backend == "odernn" else f"torchdiffeq:{name}"
     return (label, method.kind, str(order), setting, str(stats.nfe), *steps, f"{(ys - exact).abs().max():.3e}")
 

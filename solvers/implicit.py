@@ -50,12 +50,15 @@ class NewtonOptions:
     df/dy is evaluated once per step, at (t, y), for every stage and iteration, and the matrix is factorised
     once (simplified Newton, Hairer & Wanner II, eq. IV.8.4): linear instead of quadratic convergence, but no
     Jacobian per iteration, the expensive part when autograd forms it. Gradients stay exact: with autograd on,
-    the implicit-function backward factorises the matrix at the solution.
+    the implicit-function backward factorises the matrix at the solution. ``functional``: first try the
+    functional iteration K <- G(K) (no Jacobian, no factorisation; it converges in the non-stiff regime, where
+    dt times f's Lipschitz constant is small) and use Newton's method only where it does not contract.
     """
 
     tol: float = 1e-10
     max_iters: int = 20
     simplified: bool = False
+    functional: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not (
@@ -63,8 +66,9 @@ class NewtonOptions:
             raise ValueError(f"NewtonOptions.tol must be a finite number > 0, got {self.tol!r}")
         if isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1:
             raise ValueError(f"NewtonOptions.max_iters must be an int >= 1, got {self.max_iters!r}")
-        if not isinstance(self.simplified, bool):
-            raise ValueError(f"NewtonOptions.simplified must be True or False, got {self.simplified!r}")
+        for name in ("simplified", "functional"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"NewtonOptions.{name} must be True or False, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -74,13 +78,17 @@ class NewtonCounter:
     ``iterations``: Newton iterations (each one linear solve); ``jacobians``: evaluations of df/dy, one per
     stage with a non-zero row of A per iteration, whether from autograd or the caller's ``jacobian``;
     ``continued``: steps whose stages needed the continuation in the step size (plain Newton failed);
-    ``factorisations``: LU factorisations of the Newton matrix.
+    ``factorisations``: LU factorisations of the Newton matrix; ``subdivided``: steps split in two halves
+    because their stage equations were not found (``solvers.methods.implicit_rk``); ``functional``: functional
+    iterations K <- G(K) (forward) and v <- g + (dG/dK)^T v (backward), tried before Newton's method.
     """
 
     iterations: int = 0
     jacobians: int = 0
     continued: int = 0
     factorisations: int = 0
+    subdivided: int = 0
+    functional: int = 0
 
 
 class NewtonError(StepFailure):
@@ -137,7 +145,9 @@ def implicit_rk_step(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTab
     with torch.no_grad():
         K, LU, pivots = _solve_stages(f, t, y.detach(), _detach(dt), tableau, A, [_detach(ti) for ti in times],
                                       newton, jacobian, counter)
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() and LU is None:  # functional iteration converged: no Newton matrix at hand
+        K = _functional_stages(f, y, dt, A, times, K, newton, jacobian, tableau, counter)
+    elif torch.is_grad_enabled():
         Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
         G = torch.stack([f(times[i], Y[:, i]) for i in range(s)], dim=1)
         if G.requires_grad:
@@ -171,9 +181,10 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
                   newton: NewtonOptions, jacobian: Optional[Jacobian], counter: NewtonCounter
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """The stages K (B, s, n) of the step and the LU factors (with pivots) of the last iteration's matrix
-    I - dG/dK, (B, s n, s n) (no autograd).
+    I - dG/dK, (B, s n, s n) (no autograd); (K, None, None) when the functional iteration converged.
 
-    Newton's method starts from k_i = f(t, y). Where it fails (no convergence within ``max_iters``, non-finite
+    The functional iteration K <- G(K) from k_i = f(t, y) is tried first (``_functional``); where it does not
+    contract, Newton's method starts from k_i = f(t, y). Where it fails (no convergence within ``max_iters``, non-finite
     values, a singular or non-finite matrix), the same full step is reached by continuation in the step size:
     the stage equations of the steps tau dt for increasing tau in (0, 1] are solved in turn, each from the
     solution at the tau before (at tau -> 0 the solution is f(t, y), and along the path it moves a little at a
@@ -190,6 +201,9 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
         raise ValueError(f"f(t, y) returned {got} for y of shape {tuple(y.shape)}; implicit_rk_step needs f to "
                          f"return a tensor of the state's shape (batch, n), row b depending on row b of y only")
     start = k0.unsqueeze(1).expand(y.shape[0], tableau.stages, y.shape[1]).contiguous()
+    K = _functional(f, y, dt, A, times, newton, counter, start) if newton.functional else None
+    if K is not None:
+        return K, None, None
     try:
         return _newton(f, t, y, dt, tableau, A, times, newton, jacobian, counter, k0, start)
     except NewtonError as failure:
@@ -272,6 +286,84 @@ def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: 
         f"iterations {where}: the last update has max-norm {update:.3e} > tol * (1 + max|K|) = {bound:.3e} "
         f"with tol={tol:g}; use a smaller step, a larger max_iters or a looser tol (NewtonOptions).", _float(t),
         _float(dt))
+
+
+FUNCTIONAL_ITERS = 40
+"""Functional iterations K <- G(K) tried before Newton's method (they stop earlier when the update grows)."""
+
+
+def _stage_map(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K: Tensor) -> Tensor:
+    """G(K): the stages' right-hand sides at the stage values y + dt sum_j a_ij k_j, (B, s, n)."""
+    Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
+    return torch.stack([f(times[i], Y[:, i]) for i in range(A.shape[0])], dim=1)
+
+
+def _contracting(deltas: list[float]) -> bool:
+    """Whether the functional iteration still contracts: each update below the one before (after the first)."""
+    return len(deltas) < 3 or deltas[-1] < deltas[-2]
+
+
+def _functional(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, newton: NewtonOptions,
+                counter: NewtonCounter, K: Tensor) -> Optional[Tensor]:
+    """Functional (fixed-point) iteration K <- G(K) from K (Hairer & Wanner II, section IV.8): no Jacobian and no
+    factorisation, converging when dt * Lipschitz(f) * |A| < 1 (the non-stiff regime, e.g. a tanh field at a
+    small step). Same stopping rule as Newton's method; None as soon as the updates stop shrinking or after
+    ``FUNCTIONAL_ITERS`` iterations (Newton takes over). Counted in ``counter.functional``."""
+    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+    deltas: list[float] = []
+    for _ in range(FUNCTIONAL_ITERS):
+        G = _stage_map(f, y, dt, A, times, K)
+        counter.functional += 1
+        update, k_max = torch.stack([(G - K).abs().amax(), G.abs().amax()]).tolist()
+        K = G
+        if not (math.isfinite(update) and math.isfinite(k_max)):
+            return None
+        if update <= tol * (1.0 + k_max):
+            return K
+        deltas.append(update)
+        if not _contracting(deltas):
+            return None
+    return None
+
+
+def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K: Tensor, newton: NewtonOptions,
+                       jacobian: Optional[Jacobian], tableau: ButcherTableau, counter: NewtonCounter) -> Tensor:
+    """The converged stages K* tied to y, t, dt and f's tensors by the implicit function theorem without a Newton
+    matrix: G(K*) is evaluated with K* held constant, and its gradient g is replaced in the backward by the
+    solution of v = g + (dG/dK)^T v, found by the same functional iteration on vector-Jacobian products of a
+    second evaluation of G in K alone (as deep equilibrium models do; it contracts where the forward did); where
+    it does not, the matrix I - dG/dK at the solution is factorised and solved."""
+    G = _stage_map(f, y, dt, A, times, K.detach())
+    if not G.requires_grad:
+        return K
+    leaf = K.detach().requires_grad_()  # a second graph, of G in K alone, for the vector-Jacobian products
+    G_of_K = _stage_map(f, y.detach(), _detach(dt), A, [_detach(ti) for ti in times], leaf)
+    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+
+    def adjoint(grad: Optional[Tensor]) -> Optional[Tensor]:
+        if grad is None:  # an undefined gradient stays undefined
+            return None
+        v, deltas = grad, []
+        for _ in range(FUNCTIONAL_ITERS):
+            (vjp,) = torch.autograd.grad(G_of_K, leaf, v, retain_graph=True)
+            counter.functional += 1
+            new = grad + vjp
+            update, size = torch.stack([(new - v).abs().amax(), new.abs().amax()]).tolist()
+            v = new
+            if update <= tol * (1.0 + size):
+                return v
+            deltas.append(update)
+            if not (math.isfinite(update) and _contracting(deltas)):
+                break
+        with torch.no_grad():
+            Y = y.unsqueeze(1) + _stagewise(_detach(dt)) * torch.einsum("ij,bjn->bin", A, K)
+            LU, pivots = _factor_at(f, jacobian, Y.detach(), _detach(dt), tableau, A,
+                                    [_detach(ti) for ti in times], counter)
+            rhs = grad.reshape(grad.shape[0], -1, 1)
+            return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype).view_as(grad)
+
+    G.register_hook(adjoint)
+    return G
 
 
 def _factor(A: Tensor, J: list[Tensor], dt: Time, eye: Tensor, tableau: ButcherTableau, where: str, t: Time

@@ -44,7 +44,8 @@ def test_a_botched_single_precision_factorisation_is_redone_in_float64(monkeypat
     """A library returning invalid pivots for a float32 batch (seen with a batched LU on one CPU) must not
     reach lu_solve: the factorisation is redone in float64 and the step equals the unpatched one."""
     torch.manual_seed(2)
-    rnn = build_rnn("antisymmetric", 1, 8, solver="gauss_legendre4", step_size=0.1, gamma=0.01)
+    rnn = build_rnn("antisymmetric", 1, 8, solver="gauss_legendre4", step_size=0.1, gamma=0.01,
+                    newton=solvers.NewtonOptions(functional=False))  # Newton's factorisations, not the iteration
     x = torch.randn(4, 5, 1)
     expected = rnn(x)[1].detach()
     real = torch.linalg.lu_factor_ex
@@ -67,7 +68,7 @@ def test_a_non_finite_newton_matrix_is_a_newton_error():
     jacobian = lambda t, y: torch.full((*y.shape, y.shape[1]), float("nan"), dtype=y.dtype)  # noqa: E731
     with pytest.raises(solvers.NewtonError, match="not finite"):
         solvers.implicit_rk_step(lambda t, y: -y, 0.0, y, 0.1, solvers.get_tableau("backward_euler"),
-                                 jacobian=jacobian)
+                                 solvers.NewtonOptions(functional=False), jacobian=jacobian)
 
 
 def test_implicit_grid_command(capsys):
@@ -77,3 +78,33 @@ def test_implicit_grid_command(capsys):
     assert "| implicit_midpoint | 0 of 1 |" in capsys.readouterr().out
     assert main(["implicit-grid", "--solvers", "rk4"]) == 2
     assert "--solvers takes implicit methods" in capsys.readouterr().err
+
+
+def test_a_step_whose_continuation_folds_is_subdivided():
+    """Gauss-Legendre 4 at eps 3, sigma_w 8, seed 1 (the grid's two former failures): the continuation path of
+    its two-stage equations turns back, so the step is split into halves (``n_subdivided``) and the forward
+    completes with bounded states; each half step is GL4's own step (checked on one interval below)."""
+    torch.manual_seed(1)
+    rnn = build_rnn("antisymmetric", 1, 16, solver="gauss_legendre4", step_size=3.0, gamma=0.0, sigma_w=8.0)
+    with torch.no_grad():
+        outputs, last = rnn(torch.randn(2, 10, 1))
+    assert torch.isfinite(outputs).all() and last.abs().max() < 10 * 3.0
+    assert rnn.last_stats.n_subdivided > 0
+
+
+def test_subdivision_is_two_half_steps_of_the_same_method_and_has_a_bound():
+    from solvers.methods.implicit_rk import MAX_SUBDIVISION_DEPTH, subdivided
+
+    calls = []
+
+    def step(f, t, y, dt):
+        calls.append(dt)
+        if dt > 0.3:
+            raise solvers.NewtonError("no stage solution", t, dt)
+        return y + dt
+
+    counter = solvers.NewtonCounter()
+    assert subdivided(step, None, 0.0, torch.zeros(1), 1.0, counter).item() == pytest.approx(1.0)
+    assert counter.subdivided == 3 and calls == [1.0, 0.5, 0.25, 0.25, 0.5, 0.25, 0.25]
+    with pytest.raises(solvers.NewtonError, match=f"Subdividing the step {MAX_SUBDIVISION_DEPTH} times"):
+        subdivided(lambda f, t, y, dt: step(f, t, y, 1.0), None, 0.0, torch.zeros(1), 1.0, solvers.NewtonCounter())

@@ -128,7 +128,7 @@ def test_implicit_methods_converge_to_the_adaptive_solution_on_every_field(name,
     for substeps in (4, 8):
         model = ODERNN(field, solver, step_size=0.4, substeps=substeps)
         errors.append(float((model(x)[0] - reference).detach().abs().max()))
-        assert model.last_stats.n_newton >= model.last_stats.n_steps > 0
+        assert model.last_stats.stage_iterations >= model.last_stats.n_steps > 0
     assert math.log2(errors[0] / errors[1]) > order - 0.3, errors
 
 

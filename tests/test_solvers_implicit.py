@@ -11,7 +11,8 @@ from solvers.errors import StepFailure
 from solvers.stability import stability_coefficients, stability_polynomials
 
 IMPLICIT = ["backward_euler", "implicit_midpoint", "trapezoidal", "gauss_legendre4"]
-TIGHT = NewtonOptions(tol=1e-13)
+TIGHT = NewtonOptions(tol=1e-13, functional=False)  # Newton's method itself (no functional iteration first)
+NEWTON = NewtonOptions(functional=False)
 D = torch.float64
 
 
@@ -165,13 +166,15 @@ def test_simplified_newton_reaches_the_same_stages_with_one_jacobian_per_step_an
     full, simplified = NewtonCounter(), NewtonCounter()
     with torch.no_grad():
         a = implicit_rk_step(f, 0.3, y, 0.4, tab, TIGHT, counter=full)
-        b = implicit_rk_step(f, 0.3, y, 0.4, tab, NewtonOptions(tol=1e-13, simplified=True), counter=simplified)
+        b = implicit_rk_step(f, 0.3, y, 0.4, tab, NewtonOptions(tol=1e-13, simplified=True, functional=False),
+                           counter=simplified)
     assert torch.allclose(a, b, atol=1e-11, rtol=0)
     assert simplified.jacobians == 1 and full.jacobians > 1 and simplified.iterations >= full.iterations
     W = f.W.clone().requires_grad_()
 
     def step(y, W):
-        return implicit_rk_step(Nonlinear(3, 4, W=W), 0.3, y, 0.4, tab, NewtonOptions(tol=1e-13, simplified=True))
+        return implicit_rk_step(Nonlinear(3, 4, W=W), 0.3, y, 0.4, tab,
+                                NewtonOptions(tol=1e-13, simplified=True, functional=False))
 
     assert torch.autograd.gradcheck(step, (y.clone().requires_grad_(), W), eps=1e-6, atol=1e-7, rtol=1e-5)
 
@@ -237,7 +240,7 @@ def test_newton_counts_and_linear_convergence_in_one_update():
 
     for method, per_iteration in [("backward_euler", 1), ("trapezoidal", 1), ("gauss_legendre4", 2)]:
         counter, calls[:] = NewtonCounter(), []
-        implicit_rk_step(f, 0.0, states(5, 3, 15), 0.5, get_tableau(method), jacobian=jac, counter=counter)
+        implicit_rk_step(f, 0.0, states(5, 3, 15), 0.5, get_tableau(method), NEWTON, jacobian=jac, counter=counter)
         # the first update solves a linear system exactly, the second confirms it (update ~ rounding)
         assert counter == NewtonCounter(iterations=2, jacobians=2 * per_iteration, factorisations=2), method
         assert len(calls) == counter.jacobians
@@ -270,7 +273,7 @@ def test_newton_failure_names_time_step_method_and_remedies():
     f = Nonlinear(3, 20)
     with pytest.raises(NewtonError) as info:
         implicit_rk_step(f, 0.25, states(2, 3, 21), torch.tensor(0.5, dtype=D), get_tableau("gauss_legendre4"),
-                         NewtonOptions(tol=1e-12, max_iters=1))
+                         NewtonOptions(tol=1e-12, max_iters=1, functional=False))
     err = info.value
     assert isinstance(err, StepFailure) and isinstance(err, RuntimeError)
     assert (err.t, err.dt) == (0.25, 0.5)
@@ -292,7 +295,7 @@ def test_bad_arguments_say_what_is_allowed():
     with pytest.raises(ValueError, match=r"2-D floating-point tensor \(batch, n\).*got shape \(3,\)"):
         implicit_rk_step(f, 0.0, torch.ones(3), 0.1, tab)
     with pytest.raises(ValueError, match=r"jacobian\(t, y\) returned \(2, 2\) for y of shape \(2, 2\); .*\(2, 2, 2\)"):
-        implicit_rk_step(f, 0.0, torch.ones(2, 2), 0.1, tab, jacobian=lambda t, y: torch.eye(2))
+        implicit_rk_step(f, 0.0, torch.ones(2, 2), 0.1, tab, NEWTON, jacobian=lambda t, y: torch.eye(2))
     with pytest.raises(ValueError, match=r"f\(t, y\) returned \(2, 3\) for y of shape \(2, 2\)"):
         implicit_rk_step(lambda t, y: torch.ones(2, 3), 0.0, torch.ones(2, 2), 0.1, tab)
     with pytest.raises(ValueError, match="newton must be a NewtonOptions"):

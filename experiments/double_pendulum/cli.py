@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from solvers import get_method
+
 from experiments.double_pendulum import energy as en
 from experiments.double_pendulum import generate as gen
 from experiments.double_pendulum import plots
@@ -140,7 +142,8 @@ def _generate(args: argparse.Namespace) -> gen.GroundTruth:
     gen.save(truth, args.out)
     m = truth.metadata
     tol = f"rtol={m['rtol']:g}, atol={m['atol']:g}" if m["rtol"] is not None else f"step {m['step_size']:g} s"
-    newton = f", {m['n_newton']} Newton iterations" if m["solver_kind"] == "implicit" else ""
+    newton = (f", {m.get('n_functional', 0)} functional and {m['n_newton']} Newton iterations"
+              if "newton" in get_method(m["solver"]).options else "")
     print(f"{m['n']} trajectories x {len(truth.times)} times, {m['solver']} ({tol}), one batched solve: "
           f"{m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f{newton}; max relative energy drift "
           f"{gen.relative_energy_drift(truth).max():.1e}; wrote {args.out}")

@@ -45,7 +45,8 @@ class EnergyRun:
     error: np.ndarray = field(repr=False)
     nfe: int
     n_steps: int
-    n_newton: int
+    n_stage: int
+    """Iterations on the implicit stage equations (functional and Newton; 0 for explicit methods)."""
     seconds: float
 
     def max_error_until(self, times: np.ndarray, t: float) -> float:
@@ -126,7 +127,7 @@ def energy_study(n: int = 8, seed: int = 0, t_end: float = 100.0, sample_every: 
             states, stats = odeint(pendulum, y0, t, method=name, return_stats=True, **options)
         seconds = time.perf_counter() - start
         runs.append(EnergyRun(name, get_method(name).kind, label, h, tol, relative_energy_error(pendulum, states),
-                              stats.nfe, stats.n_steps, stats.n_newton, seconds))
+                              stats.nfe, stats.n_steps, stats.stage_iterations, seconds))
     return times, runs
 
 
@@ -142,11 +143,11 @@ def markdown(times: np.ndarray, runs: list[EnergyRun], checkpoints: Sequence[flo
     """The table: max relative energy error up to each checkpoint (``_marks``), then the cost."""
     marks = _marks(times, checkpoints)
     header = ["method", *(f"max rel. energy error, t <= {c:g} s" for c in marks), "NFE", "steps",
-              "Newton iterations", "seconds"]
+              "stage iterations", "seconds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         cells = [run.label, *(f"{run.max_error_until(times, c):.2e}" for c in marks), str(run.nfe),
-                 str(run.n_steps), str(run.n_newton) if "newton" in get_method(run.method).options else "-", f"{run.seconds:.1f}"]
+                 str(run.n_steps), str(run.n_stage) if "newton" in get_method(run.method).options else "-", f"{run.seconds:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -158,6 +159,6 @@ def to_json(times: np.ndarray, runs: list[EnergyRun], settings: dict[str, Any],
     marks = _marks(times, checkpoints)
     return {"settings": settings, "times": times.tolist(), "runs": [
         {"method": r.method, "kind": r.kind, "label": r.label, "step_size": r.step_size, "tol": r.tol,
-         "nfe": r.nfe, "n_steps": r.n_steps, "n_newton": r.n_newton, "seconds": r.seconds,
+         "nfe": r.nfe, "n_steps": r.n_steps, "stage_iterations": r.n_stage, "seconds": r.seconds,
          "max_error_until": {f"{c:g}": r.max_error_until(times, c) for c in marks},
          "max_error_per_time": r.error.max(axis=1).tolist()} for r in runs]}

@@ -103,7 +103,7 @@ def generate(
         "rtol": rtol if spec.adaptive else None, "atol": atol if spec.adaptive else None,
         "step_size": step_size, "dtype": "float64", "max_degrees": max_degrees,
         "parameters": asdict(pendulum), "solve_seconds": seconds, "nfe": stats.nfe, "n_steps": stats.n_steps,
-        "n_newton": stats.n_newton,
+        "n_newton": stats.n_newton, "n_functional": stats.n_functional,
         "state_names": ["theta1", "omega1", "theta2", "omega2"],
     }
     return GroundTruth(states.transpose(0, 1).numpy(), times, y0, metadata)

@@ -54,7 +54,8 @@ class Stepper:
 
     def counts(self) -> dict[str, int]:
         return dict(n_newton=self.counter.iterations, n_jacobians=self.counter.jacobians,
-                    n_continued=self.counter.continued, n_lu=self.counter.factorisations)
+                    n_continued=self.counter.continued, n_lu=self.counter.factorisations,
+                    n_subdivided=self.counter.subdivided, n_functional=self.counter.functional)
 
 
 class Method:
