@@ -294,7 +294,7 @@ FUNCTIONAL_ITERS = 40
 
 def _stage_map(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K: Tensor) -> Tensor:
     """G(K): the stages' right-hand sides at the stage values y + dt sum_j a_ij k_j, (B, s, n)."""
-    Y = y.unsqueeze(1) + _stagewise(dt) * torch.einsum("ij,bjn->bin", A, K)
+    Y = y.unsqueeze(1) + _stagewise(dt) * torch.matmul(A, K)  # A K: (s, s) x (B, s, n), batched
     return torch.stack([f(times[i], Y[:, i]) for i in range(A.shape[0])], dim=1)
 
 
@@ -311,14 +311,17 @@ def _functional(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, newton: N
     ``FUNCTIONAL_ITERS`` iterations (Newton takes over). Counted in ``counter.functional``."""
     tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
     deltas: list[float] = []
+    bound: Optional[float] = None
     for _ in range(FUNCTIONAL_ITERS):
         G = _stage_map(f, y, dt, A, times, K)
         counter.functional += 1
-        update, k_max = torch.stack([(G - K).abs().amax(), G.abs().amax()]).tolist()
+        if bound is None:  # the scale of the stages, once: they move by far less than their size from here on
+            bound = tol * (1.0 + float(G.abs().amax()))
+        update = float((G - K).abs().amax())
         K = G
-        if not (math.isfinite(update) and math.isfinite(k_max)):
+        if not math.isfinite(update):
             return None
-        if update <= tol * (1.0 + k_max):
+        if update <= bound:
             return K
         deltas.append(update)
         if not _contracting(deltas):
@@ -344,13 +347,14 @@ def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K:
         if grad is None:  # an undefined gradient stays undefined
             return None
         v, deltas = grad, []
+        bound = tol * (1.0 + float(grad.abs().amax()))
         for _ in range(FUNCTIONAL_ITERS):
             (vjp,) = torch.autograd.grad(G_of_K, leaf, v, retain_graph=True)
             counter.functional += 1
             new = grad + vjp
-            update, size = torch.stack([(new - v).abs().amax(), new.abs().amax()]).tolist()
+            update = float((new - v).abs().amax())
             v = new
-            if update <= tol * (1.0 + size):
+            if update <= bound:
                 return v
             deltas.append(update)
             if not (math.isfinite(update) and _contracting(deltas)):
