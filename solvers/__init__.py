@@ -1,8 +1,9 @@
 """solvers: numerical integration of any ``f(t, y) -> dy/dt`` (torchdiffeq's convention).
 
-Explicit and implicit Runge-Kutta methods from Butcher tableaus (implicit stages solved by Newton's
-method, differentiated by the implicit function theorem), embedded adaptive pairs with a step-size controller
-that steps onto every output time and detects stiffness, partitioned (Gauss-Seidel) Euler, tuple states,
+Explicit and implicit Runge-Kutta methods from Butcher tableaus (implicit stages solved by functional
+iteration or Newton's method, differentiated by the implicit function theorem), embedded adaptive pairs,
+explicit and diagonally implicit (for stiff problems), with a step-size controller that steps onto every
+output time and detects stiffness, partitioned (Gauss-Seidel) Euler, tuple states,
 terminal events (``odeint_event``), torchdiffeq as an optional backend and for the adjoint, and stability
 regions of the methods. Knows nothing about neural networks.
 """
@@ -11,8 +12,8 @@ from solvers.errors import StepFailure, StiffnessError
 from solvers.events import odeint_event
 from solvers.explicit import integrate_fixed, rk_step, step_counts
 from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, implicit_rk_step
-from solvers.methods import (EmbeddedRK, ExplicitRK, ImplicitRK, PartitionedEuler, ReversibleHeun, Stepper,
-                             one_step_matrix_eigenvalues)
+from solvers.methods import (AdaptiveDIRK, EmbeddedRK, ExplicitRK, ImplicitRK, PartitionedEuler, ReversibleHeun,
+                             Stepper, one_step_matrix_eigenvalues)
 from solvers.odeint import odeint
 from solvers.partitioned import partitioned_euler_step
 from solvers.reversible import reversible_heun_inverse, reversible_heun_step
@@ -22,7 +23,8 @@ from solvers.stats import SolveStats
 from solvers.tableaus import ButcherTableau
 
 __all__ = [
-    "ButcherTableau", "Method", "ExplicitRK", "EmbeddedRK", "ImplicitRK", "PartitionedEuler", "ReversibleHeun",
+    "ButcherTableau", "Method", "ExplicitRK", "EmbeddedRK", "ImplicitRK", "AdaptiveDIRK", "PartitionedEuler",
+    "ReversibleHeun",
     "Stepper", "get_tableau", "get_method", "available", "rk_step", "integrate_fixed", "step_counts",
     "one_step_matrix_eigenvalues",
     "implicit_rk_step", "NewtonOptions", "NewtonCounter", "NewtonError",

@@ -37,7 +37,7 @@ iterations used.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -142,6 +142,17 @@ class DirkPair:
         eps = torch.finfo(Y.dtype).eps
         kappa = max(10.0 * eps / self.controller.rtol, min(0.03, math.sqrt(self.controller.rtol)))
         scale = self.controller.atol + self.controller.rtol * Y.abs()
+
+        def solve(i: int, ti: Time, base: Tensor, ks: list[Tensor]) -> Optional[Tensor]:
+            k = self._newton(g, ti, scale, base, h, ks[-1], kappa)
+            return self._continued(g, ti, base, h) if k is None and self.fresh else k
+
+        return self._walk(g, t, Y, dt, k1, solve)
+
+    def _walk(self, g: Field, t: Time, Y: Tensor, dt: Time, k1: Tensor,
+              solve: Callable[[int, Time, Tensor, list[Tensor]], Optional[Tensor]]) -> Optional[list[Tensor]]:
+        """The stages in order from k_1: an explicit one evaluated at its stage value, an implicit one
+        ``solve(i, t_i, base_i, ks)`` with base_i = y + dt sum_{j<i} a_ij k_j; None as soon as a solve fails."""
         ks = [k1]
         for i, (ci, row) in enumerate(zip(self.tableau.c, self.tableau.A)):
             if i == 0:
@@ -149,12 +160,7 @@ class DirkPair:
             incr = weighted_sum(row[:i], ks)
             base = Y if incr is None else Y + dt * incr
             ti = t + ci * dt
-            if not self.implicit[i]:
-                ks.append(g(ti, base))
-                continue
-            k = self._newton(g, ti, scale, base, h, ks[-1], kappa)
-            if k is None and self.fresh:
-                k = self._continued(g, ti, base, h)
+            k = solve(i, ti, base, ks) if self.implicit[i] else g(ti, base)
             if k is None:
                 return None
             ks.append(k)
@@ -204,26 +210,18 @@ class DirkPair:
         """The stages again, each tied to y, t, dt and f's parameters by the implicit function theorem."""
         eye = torch.eye(Y.shape[1], dtype=Y.dtype, device=Y.device)
         gamma = torch.tensor([[self.gamma]], dtype=Y.dtype, device=Y.device)
-        ks = [k1]
-        for i, (ci, row) in enumerate(zip(self.tableau.c, self.tableau.A)):
-            if i == 0:
-                continue
-            incr = weighted_sum(row[:i], ks)
-            base = Y if incr is None else Y + dt * incr
-            ti = t + ci * dt
-            if not self.implicit[i]:
-                ks.append(g(ti, base))
-                continue
+
+        def tie(i: int, ti: Time, base: Tensor, ks: list[Tensor]) -> Tensor:
             G = g(ti, base + dt * self.gamma * solved[i])
             if not G.requires_grad:
-                ks.append(solved[i])
-                continue
+                return solved[i]
             with torch.no_grad():
                 jac = _value_and_jacobian(g, getattr(g, "jacobian", None), _detach(ti),
                                           (base + dt * self.gamma * solved[i]).detach())[1]
                 self.counter.jacobians += 1
                 lu = _factor(gamma, [jac], _detach(dt), eye, self.tableau, "at the solution", _detach(t))
                 self.counter.factorisations += 1
-            ks.append(_ImplicitStages.apply(G, solved[i], *lu))
-        return ks
+            return _ImplicitStages.apply(G, solved[i], *lu)
+
+        return self._walk(g, t, Y, dt, k1, tie)
 
