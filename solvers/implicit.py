@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from solvers.errors import StepFailure
+from solvers.explicit import weighted_sum
 from solvers.tableaus import ButcherTableau
 
 Time = Union[float, Tensor]
@@ -201,7 +202,7 @@ def _solve_stages(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTablea
         raise ValueError(f"f(t, y) returned {got} for y of shape {tuple(y.shape)}; implicit_rk_step needs f to "
                          f"return a tensor of the state's shape (batch, n), row b depending on row b of y only")
     start = k0.unsqueeze(1).expand(y.shape[0], tableau.stages, y.shape[1]).contiguous()
-    K = _functional(f, y, dt, A, times, newton, counter, start) if newton.functional else None
+    K = _functional(f, y, dt, tableau.A, times, newton, counter, start) if newton.functional else None
     if K is not None:
         return K, None, None
     try:
@@ -292,10 +293,15 @@ FUNCTIONAL_ITERS = 40
 """Functional iterations K <- G(K) tried before Newton's method (they stop earlier when the update grows)."""
 
 
-def _stage_map(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K: Tensor) -> Tensor:
-    """G(K): the stages' right-hand sides at the stage values y + dt sum_j a_ij k_j, (B, s, n)."""
-    Y = y.unsqueeze(1) + _stagewise(dt) * torch.matmul(A, K)  # A K: (s, s) x (B, s, n), batched
-    return torch.stack([f(times[i], Y[:, i]) for i in range(A.shape[0])], dim=1)
+def _stage_map(f: Field, y: Tensor, dt: Time, rows: tuple[tuple[float, ...], ...], times: list, K: Tensor) -> Tensor:
+    """G(K): the stages' right-hand sides at the stage values y + dt sum_j a_ij k_j, (B, s, n), the sums
+    written out over the tableau's rows (zero coefficients skipped; s is 1 or 2)."""
+    ks = K.unbind(1)
+    G = []
+    for i, row in enumerate(rows):
+        incr = weighted_sum(row, ks)
+        G.append(f(times[i], y if incr is None else y + dt * incr))
+    return torch.stack(G, dim=1)
 
 
 def _contracting(deltas: list[float]) -> bool:
@@ -303,8 +309,8 @@ def _contracting(deltas: list[float]) -> bool:
     return len(deltas) < 3 or deltas[-1] < deltas[-2]
 
 
-def _functional(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, newton: NewtonOptions,
-                counter: NewtonCounter, K: Tensor) -> Optional[Tensor]:
+def _functional(f: Field, y: Tensor, dt: Time, rows: tuple[tuple[float, ...], ...], times: list,
+                newton: NewtonOptions, counter: NewtonCounter, K: Tensor) -> Optional[Tensor]:
     """Functional (fixed-point) iteration K <- G(K) from K (Hairer & Wanner II, section IV.8): no Jacobian and no
     factorisation, converging when dt * Lipschitz(f) * |A| < 1 (the non-stiff regime, e.g. a tanh field at a
     small step). Same stopping rule as Newton's method; None as soon as the updates stop shrinking or after
@@ -313,7 +319,7 @@ def _functional(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, newton: N
     deltas: list[float] = []
     bound: Optional[float] = None
     for _ in range(FUNCTIONAL_ITERS):
-        G = _stage_map(f, y, dt, A, times, K)
+        G = _stage_map(f, y, dt, rows, times, K)
         counter.functional += 1
         if bound is None:  # the scale of the stages, once: they move by far less than their size from here on
             bound = tol * (1.0 + float(G.abs().amax()))
@@ -336,11 +342,11 @@ def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K:
     solution of v = g + (dG/dK)^T v, found by the same functional iteration on vector-Jacobian products of a
     second evaluation of G in K alone (as deep equilibrium models do; it contracts where the forward did); where
     it does not, the matrix I - dG/dK at the solution is factorised and solved."""
-    G = _stage_map(f, y, dt, A, times, K.detach())
+    G = _stage_map(f, y, dt, tableau.A, times, K.detach())
     if not G.requires_grad:
         return K
     leaf = K.detach().requires_grad_()  # a second graph, of G in K alone, for the vector-Jacobian products
-    G_of_K = _stage_map(f, y.detach(), _detach(dt), A, [_detach(ti) for ti in times], leaf)
+    G_of_K = _stage_map(f, y.detach(), _detach(dt), tableau.A, [_detach(ti) for ti in times], leaf)
     tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
 
     def adjoint(grad: Optional[Tensor]) -> Optional[Tensor]:
