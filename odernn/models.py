@@ -21,17 +21,18 @@ from torch import nn
 
 from .baselines import GRUBaseline, LSTMBaseline
 from .fields import (AFRNNField, AntisymmetricField, CoRNNField, FRNNField, GatedAntisymmetricField, LEMField,
-                     LipschitzField, StackedAntisymmetricField, UnICORNNField, UnstructuredField)
+                     LipschitzField, NeuralODEField, StackedAntisymmetricField, UnICORNNField, UnstructuredField)
 from .rnn import ODERNN
 
 MODEL_NAMES = ("antisymmetric", "gated", "afrnn", "arnn", "arnn2", "frnn", "ablation", "cornn", "unicornn", "lem", "lipschitz",
-               "lstm", "gru")
+               "neural-ode", "lstm", "gru")
 ODERNN_OPTIONS = tuple(name for name in inspect.signature(ODERNN.__init__).parameters
                        if name not in ("self", "field", "solver", "step_size"))
 """Every keyword ODERNN takes beyond the field, solver and step (derived from its signature, so a new setting
 of ODERNN reaches build_rnn without a second list)."""
 SINGLE_LAYER = {"antisymmetric": AntisymmetricField, "gated": GatedAntisymmetricField, "arnn": AntisymmetricField,
-                "ablation": UnstructuredField, "cornn": CoRNNField, "lem": LEMField, "lipschitz": LipschitzField}
+                "ablation": UnstructuredField, "cornn": CoRNNField, "lem": LEMField, "lipschitz": LipschitzField,
+                "neural-ode": NeuralODEField}
 MULTI_LAYER = {"afrnn": AFRNNField, "arnn2": StackedAntisymmetricField, "frnn": FRNNField,
                "unicornn": UnICORNNField}
 NUM_LAYERS = {"unicornn": 3}
@@ -42,6 +43,7 @@ FIELD_OPTIONS = {"antisymmetric": ("parameterization", "sigma_w", "init"),
                  "gated": ("parameterization", "sigma_w", "init"), "arnn": ("parameterization", "sigma_w", "init"),
                  "ablation": ("gated", "sigma_w", "init"), "cornn": ("epsilon",), "lem": (),
                  "lipschitz": ("beta", "alpha", "init_std"), "unicornn": ("alpha",),
+                 "neural-ode": ("width", "depth", "out_scale"),
                  **{name: ("coupling", "parameterization", "sigma_w", "init") for name in ("afrnn", "arnn2", "frnn")}}
 DEFAULTS = {"arnn": {"parameterization": "full"}, "ablation": {"gated": True}}
 
@@ -79,7 +81,8 @@ def build_rnn(name: str, input_size: int, hidden_size: Union[int, Sequence[int]]
     (default 1) and, being discrete-time, ignore ``solver``, ``step_size`` and ``gamma`` (so one command line
     can sweep over every model). ``cornn`` (coRNN) reads ``gamma`` as its oscillators' stiffness and takes
     ``epsilon`` (damping); ``lipschitz`` reads it as the shift of A_beta and W_beta and takes ``beta``, ``alpha``,
-    ``init_std``; ``lem`` has no gamma and ignores it, as lstm/gru do. ``gamma=None`` (the default) leaves
+    ``init_std``; ``lem`` and ``neural-ode`` (h' = MLP(h, x), ``width``, ``depth``, ``out_scale``) have no gamma
+    and ignore it, as lstm/gru do. ``gamma=None`` (the default) leaves
     each field its own default (``default_gamma``). The family's authors' schemes:
     ``partitioned_euler`` for cornn and lem, ``euler`` for lipschitz. Other keywords go to the field (coupling,
     parameterization, sigma_w, init, gated, epsilon, ...) or to ``ODERNN`` (``ODERNN_OPTIONS``)."""

@@ -3,6 +3,7 @@ from .base import TanhForm, VectorField, make_blocks
 from .cornn import CoRNNField
 from .lem import LEMField
 from .lipschitz import LipschitzField
+from .neural import NeuralODEField
 from .unicornn import UnICORNNField
 from .layered import AFRNNField, FRNNField, LayeredField, StackedAntisymmetricField
 from .params import AntisymmetricMatrix
@@ -10,4 +11,4 @@ from .single import AntisymmetricField, GatedAntisymmetricField, SingleLayerFiel
 
 __all__ = ["VectorField", "TanhForm", "AntisymmetricField", "GatedAntisymmetricField", "UnstructuredField", "AFRNNField",
            "StackedAntisymmetricField", "FRNNField", "LayeredField", "SingleLayerField", "AntisymmetricMatrix",
-           "make_blocks", "CoRNNField", "LEMField", "LipschitzField", "UnICORNNField"]
+           "make_blocks", "CoRNNField", "LEMField", "LipschitzField", "UnICORNNField", "NeuralODEField"]
