@@ -89,7 +89,8 @@ class DirkPair:
 
     def counts(self) -> dict[str, int]:
         return dict(n_newton=self.counter.iterations, n_jacobians=self.counter.jacobians,
-                    n_lu=self.counter.factorisations)
+                    n_lu=self.counter.factorisations, n_continued=self.counter.continued,
+                    n_functional=self.counter.functional)
 
     def error(self, dt: Time, ks: list[Tensor]) -> Tensor:
         return dt * weighted_sum(self.err_weights, ks)
@@ -116,6 +117,7 @@ class DirkPair:
 
     # ------------------------------------------------------------------------------------------ Newton
     def _solve(self, g: Field, t: Time, Y: Tensor, dt: Time, k1: Tensor) -> Optional[list[Tensor]]:
+        self.fresh = False  # J was taken at an earlier attempt's (t, y) unless refreshed below
         for _ in range(2):
             if self.J is None or self.refresh:
                 self.J = _value_and_jacobian(g, getattr(g, "jacobian", None), t, Y)[1]
