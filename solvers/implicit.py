@@ -239,7 +239,7 @@ def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: 
     batch, n = y.shape
     s = tableau.stages
     implicit = [any(a != 0.0 for a in row) for row in tableau.A]
-    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+    tol = _tolerance(newton, y.dtype)
     eye = torch.eye(s * n, dtype=y.dtype, device=y.device)
     zero_jac = torch.zeros(batch, n, n, dtype=y.dtype, device=y.device)
     update = bound = math.nan
@@ -315,7 +315,7 @@ def _functional(f: Field, y: Tensor, dt: Time, rows: tuple[tuple[float, ...], ..
     factorisation, converging when dt * Lipschitz(f) * |A| < 1 (the non-stiff regime, e.g. a tanh field at a
     small step). Same stopping rule as Newton's method; None as soon as the updates stop shrinking or after
     ``FUNCTIONAL_ITERS`` iterations (Newton takes over). Counted in ``counter.functional``."""
-    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+    tol = _tolerance(newton, y.dtype)
     deltas: list[float] = []
     bound: Optional[float] = None
     for _ in range(FUNCTIONAL_ITERS):
@@ -347,7 +347,7 @@ def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K:
         return K
     leaf = K.detach().requires_grad_()  # a second graph, of G in K alone, for the vector-Jacobian products
     G_of_K = _stage_map(f, y.detach(), _detach(dt), tableau.A, [_detach(ti) for ti in times], leaf)
-    tol = max(newton.tol, 10.0 * torch.finfo(y.dtype).eps)
+    tol = _tolerance(newton, y.dtype)
 
     def adjoint(grad: Optional[Tensor]) -> Optional[Tensor]:
         if grad is None:  # an undefined gradient stays undefined
@@ -369,8 +369,7 @@ def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K:
             Y = y.unsqueeze(1) + _stagewise(_detach(dt)) * torch.einsum("ij,bjn->bin", A, K)
             LU, pivots = _factor_at(f, jacobian, Y.detach(), _detach(dt), tableau, A,
                                     [_detach(ti) for ti in times], counter)
-            rhs = grad.reshape(grad.shape[0], -1, 1)
-            return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype).view_as(grad)
+            return _adjoint_solve(LU, pivots, grad)
 
     G.register_hook(adjoint)
     return G
@@ -409,6 +408,19 @@ def _factored(LU: Tensor, pivots: Tensor, info: Tensor) -> bool:
 def _lu_solve(LU: Tensor, pivots: Tensor, rhs: Tensor) -> Tensor:
     """Solve with factors that may be in float64 while the right-hand side is in float32."""
     return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype)).to(rhs.dtype)
+
+
+def _adjoint_solve(LU: Tensor, pivots: Tensor, grad: Tensor) -> Tensor:
+    """v with (I - dG/dK)^T v = grad for stages grad (B, s, n), from the LU factors of I - dG/dK (float64
+    factors serve a float32 gradient)."""
+    rhs = grad.reshape(grad.shape[0], -1, 1)
+    return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype).view_as(grad)
+
+
+def _tolerance(newton: NewtonOptions, dtype: torch.dtype) -> float:
+    """The stopping tolerance of the stage iterations: ``newton.tol``, raised to 10 eps of the dtype (no
+    update gets below rounding)."""
+    return max(newton.tol, 10.0 * torch.finfo(dtype).eps)
 
 
 def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor,
@@ -471,6 +483,4 @@ class _ImplicitStages(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor):  # noqa: D102
         LU, pivots = ctx.saved_tensors
-        rhs = grad.reshape(grad.shape[0], -1, 1)
-        v = torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype)
-        return v.view_as(grad), None, None, None
+        return _adjoint_solve(LU, pivots, grad), None, None, None

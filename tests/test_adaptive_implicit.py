@@ -163,3 +163,12 @@ def test_trajectory_ground_truth_of_a_stiff_van_der_pol_under_kvaerno4():
     stiff, info = simulate(system, y0, times, method="kvaerno4", rtol=1e-5, atol=1e-5)
     explicit, _ = simulate(system, y0, times, method="dopri5", rtol=1e-10, atol=1e-10)
     assert np.abs(stiff - explicit).max() < 1e-3 * np.abs(explicit).max() and info["solver_kind"] == "adaptive_implicit"
+
+
+@pytest.mark.parametrize("argv, match", [(["--rtols", "1e-6,x"], "--rtols takes comma-separated numbers"),
+                                         (["--methods", "dopri5"], "--methods takes kvaerno3, kvaerno4, trbdf2")])
+def test_stiff_set_command_refuses_bad_input(argv, match, capsys):
+    from solvers.stiff_set import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and match in capsys.readouterr().err

@@ -108,3 +108,25 @@ def test_subdivision_is_two_half_steps_of_the_same_method_and_has_a_bound():
     assert counter.subdivided == 3 and calls == [1.0, 0.5, 0.25, 0.25, 0.5, 0.25, 0.25]
     with pytest.raises(solvers.NewtonError, match=f"Subdividing the step {MAX_SUBDIVISION_DEPTH} times"):
         subdivided(lambda f, t, y, dt: step(f, t, y, 1.0), None, 0.0, torch.zeros(1), 1.0, solvers.NewtonCounter())
+
+
+@pytest.mark.parametrize("solver", ["implicit_midpoint", "gauss_legendre4"])
+def test_functional_iteration_equals_newton_at_a_training_shape_in_float32(solver):
+    """B = 128, H = 24, float32, random inputs, eps 0.1 (where the functional iteration converges and no
+    Jacobian is formed): states and every gradient equal those of Newton's method (functional=False) to
+    float32 rounding, and no Newton iteration was needed."""
+    torch.manual_seed(4)
+    x = torch.randn(128, 8, 3)
+    results = []
+    for functional in (True, False):
+        torch.manual_seed(5)
+        rnn = build_rnn("antisymmetric", 3, 24, solver=solver, step_size=0.1, gamma=0.01,
+                        newton=solvers.NewtonOptions(functional=functional))
+        out, last = rnn(x)
+        (out.square().mean() + last.sum()).backward()
+        results.append((out.detach(), [p.grad.clone() for p in rnn.parameters()], rnn.last_stats))
+    (out_f, grads_f, stats_f), (out_n, grads_n, stats_n) = results
+    assert stats_f.n_newton == 0 and stats_f.n_functional > 0 and stats_n.n_newton > 0
+    assert torch.allclose(out_f, out_n, atol=1e-5)
+    for g_f, g_n in zip(grads_f, grads_n):
+        assert torch.allclose(g_f, g_n, atol=1e-4 * (1 + g_n.abs().max()))
