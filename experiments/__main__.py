@@ -20,10 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("experiments.benchmark", "forward+backward speed against torch.nn.RNN / LSTM"),
     "stability": ("experiments.stability_cli", "stability regions with a model's eigenvalues drawn on them"),
     "dynamics": ("experiments.dynamics", "the papers' dynamics figures under any solver"),
-    "double-pendulum": ("experiments.double_pendulum.cli", "ground truth, training and AFRNN Table 3"),
     "sequential": ("experiments.sequential", "sequential image classification (digits, MNIST, CIFAR-10, ...)"),
     "sweep": ("experiments.sweep", "one task across solvers and models"),
-    "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data"),
+    "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data (AFRNN "
+                   "Table 3: --preset table3), energy conservation"),
     "screen": ("experiments.screen", "screening sweep over the AntisymmetricRNN search grid"),
     "curves": ("experiments.curves", "learning curves of training runs (table and plot)"),
     "reproduce": ("experiments.reproduce", "check a run folder's published result on the official test set"),

@@ -21,7 +21,6 @@ SEQ = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-s
        "--batch-size", "32", "--train-subset", "40", "--test-subset", "20", "--threads", "1", *QUIET]
 TRAJ = ["trajectory", "--system", "damped-oscillator", "--n", "24", "--steps", "6", "--models", "lstm",
         "--hidden-size", "4", "--epochs", "1", "--batch-size", "8", *QUIET]
-PEND = ["double-pendulum", "train", "--models", "lstm", "--epochs", "1", "--split", "6", "3", "3", *QUIET]
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +35,9 @@ def finished(tmp_path_factory):
     """Finished tiny runs of the three training commands, for the resume cases (which must change nothing)."""
     root = tmp_path_factory.mktemp("finished")
     threads = torch.get_num_threads()
-    runs = {"seq": root / "seq", "traj": root / "traj", "pend": root / "pend", "pdata": root / "p.npz"}
+    runs = {"seq": root / "seq", "traj": root / "traj"}
     assert main([*SEQ, "--out-dir", str(runs["seq"])]) == 0
     assert main([*TRAJ, "--out-dir", str(runs["traj"])]) == 0
-    assert main(["double-pendulum", "generate", "--n", "12", "--check", "0", "--no-progress",
-                 "--out", str(runs["pdata"])]) == 0
-    assert main([*PEND, "--data", str(runs["pdata"]), "--out", str(runs["pend"])]) == 0
     torch.set_num_threads(threads)
     return runs
 
@@ -120,19 +116,20 @@ CASES = [
                  id="trajectory-stability-raise"),
     pytest.param(["trajectory", "make-data", "--n", "4", "--out", "{file}/x.npz"], "cannot be written: {file} is a file",
                  id="trajectory-make-data-under-a-file"),
-    # double pendulum
-    pytest.param([*PEND, "--data", "{pdata}", "--out", "{file}"], "--out {file} is a file", id="pendulum-out-is-a-file"),
-    pytest.param(["double-pendulum", "generate", "--n", "4", "--out", "{file}/d.npz"], "{file} is a file",
-                 id="pendulum-generate-under-a-file"),
-    pytest.param(["double-pendulum", "energy", "--out", "{readonly}"], "is not writable", id="pendulum-energy-read-only"),
-    pytest.param([*PEND, "--data", "{pdata}", "--lr", "0.01", "--resume", "--out", "{pend}"], "lr: 0.001 -> 0.01",
-                 id="pendulum-resume-other-lr"),
-    pytest.param([*PEND, "--data", "{pdata}", "--rtol", "0", "--out", "{tmp}/r"], "rtol must be a positive finite",
-                 id="pendulum-rtol"),
-    pytest.param([*PEND, "--data", "{pdata}", "--threads", "0", "--out", "{tmp}/r"], "--threads: must be a positive",
-                 id="pendulum-threads"),
-    pytest.param([*PEND, "--data", "{pdata}", "--models", "arnn", "--solver", "dopri5", "--max-steps", "2", "--out",
-                  "{tmp}/r"], "adaptive solve used max_steps=2 steps", id="pendulum-max-steps-reach-the-solver"),
+    # per-model sizes, the split order, the energy study
+    pytest.param([*TRAJ, "--size", "gru=4", "--out-dir", "{tmp}/r"], "--size gru=4 names a model that is not trained",
+                 id="trajectory-size-of-an-untrained-model"),
+    pytest.param([*TRAJ, "--size", "lstm=four", "--out-dir", "{tmp}/r"], "--size takes MODEL=WIDTH or MODEL=WIDTHxLAYERS",
+                 id="trajectory-size-syntax"),
+    pytest.param([*TRAJ, "--models", "antisymmetric", "--size", "antisymmetric=4x2", "--out-dir", "{tmp}/r"],
+                 "layers apply to", id="trajectory-size-layers-of-a-single-layer-model"),
+    pytest.param([*TRAJ, "--split-seed", "first", "--out-dir", "{tmp}/r"], "--split-seed takes an integer or none",
+                 id="trajectory-split-seed"),
+    pytest.param(["trajectory", "energy", "--out-dir", "{readonly}"], "is not writable", id="energy-read-only"),
+    pytest.param(["trajectory", "energy", "--system", "van-der-pol", "--out-dir", "{tmp}/e"],
+                 "defines no conserved energy", id="energy-of-a-system-without-one"),
+    pytest.param(["trajectory", "energy", "--fixed-solvers", "dopri5", "--out-dir", "{tmp}/e"],
+                 "--fixed-solvers takes fixed-step methods of the whole state, got 'dopri5'", id="energy-fixed-solver"),
     # stability, dynamics, solver demo, benchmark, the command itself
     pytest.param(["stability", "--out", "{file}/x.png"], "cannot be written: {file} is a file", id="stability-out"),
     pytest.param(["stability", "--rtol", "-1", "--out", "{tmp}/x.png"], "rtol must be a positive finite number",
@@ -163,7 +160,7 @@ def test_failure_is_one_line_and_exit_status_2(argv, expected, request, tmp_path
     places = {"tmp": tmp_path, "file": tmp_path / "a_file", "readonly": tmp_path / "readonly"}
     places["file"].write_text("not a folder")
     name = request.node.callspec.id
-    if "{seq}" in " ".join(argv) or "{traj}" in " ".join(argv) or "{pend}" in " ".join(argv) or "{pdata}" in " ".join(argv):
+    if "{seq}" in " ".join(argv) or "{traj}" in " ".join(argv):
         places.update(request.getfixturevalue("finished"))
     if "read-only" in name:
         _read_only(monkeypatch, places["readonly"])

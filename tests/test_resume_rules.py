@@ -14,7 +14,6 @@ import torch
 
 from conftest import write_fake_mnist
 from experiments.__main__ import main
-from experiments.double_pendulum.train import Settings as PendulumSettings
 from experiments.resume import FREE, GROW, SAME, differences, normal, snapshot
 from experiments.sequential import DataSettings, RunSettings
 from experiments.training import TrainConfig
@@ -25,7 +24,7 @@ QUIET = ["--no-progress", "--stability-check", "off"]
 SEQ = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "4", "--batch-size", "32",
        "--train-subset", "40", "--test-subset", "20", "--threads", "1", *QUIET]
 TRAJ = ["trajectory", "--models", "lstm", "--hidden-size", "4", "--batch-size", "8", *QUIET]
-PEND = ["double-pendulum", "train", "--models", "lstm", "--split", "6", "3", "3", *QUIET]
+TABLE3 = ["trajectory", "--preset", "table3-demo", "--n", "12", "--models", "lstm", *QUIET]
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +52,7 @@ def refused(argv: list[str], folder: Path, capsys) -> str:
 # ---- the rules come from the settings dataclasses ---------------------------------------------------------
 
 INSTANCES = [RunSettings(task="digits", model="antisymmetric", epochs=5), DataSettings(),
-             TrainConfig(epochs=3, batch_size=8, lr=0.1), TaskSettings(), SimulationSettings(),
-             PendulumSettings(model="afrnn", epochs=2)]
+             TrainConfig(epochs=3, batch_size=8, lr=0.1), TaskSettings(), SimulationSettings()]
 
 
 @pytest.mark.parametrize("settings", INSTANCES, ids=lambda s: type(s).__name__)
@@ -74,7 +72,7 @@ def test_every_field_is_compared_unless_marked(settings):
             assert differences({"settings": dict(saved, **{f.name: saved[f.name] - 1})}, now) == []
             assert differences({"settings": dict(saved, **{f.name: saved[f.name] + 1})}, now) == [
                 f"{f.name}: {saved[f.name] + 1} -> {saved[f.name]} (may only be raised)"]
-    assert free <= {"device", "data_root", "checkpoint_every", "progress"}
+    assert free <= {"device", "data_root", "checkpoint_every", "progress", "reference"}  # none changes a result
     assert [f.name for f in fields(settings) if f.metadata.get("resume") == GROW] in ([], ["epochs"])
     # a field the record lacks (added after the run was saved) is listed unless it holds its default
     unrecorded = [d.split(":")[0] for d in differences({"settings": {}}, now)]
@@ -150,7 +148,7 @@ def test_a_refused_fresh_run_does_not_touch_the_folder(seq_run, capsys):
     assert "checkpoint.pt exists: pass resume=True (--resume)" in err
 
 
-# ---- trajectory and double pendulum -----------------------------------------------------------------------
+# ---- trajectory and its Table 3 preset -----------------------------------------------------------------------
 
 def test_trajectory_resume_rules(tmp_path, capsys):
     data, run = tmp_path / "d.csv", tmp_path / "run"
@@ -171,16 +169,14 @@ def test_trajectory_resume_rules(tmp_path, capsys):
     assert len(json.loads((run / "lstm" / "metrics.json").read_text())) == 2
 
 
-def test_double_pendulum_resume_rules(tmp_path, capsys):
-    data, run = tmp_path / "p.npz", tmp_path / "run"
-    generate = ["double-pendulum", "generate", "--n", "12", "--check", "0", "--no-progress", "--out", str(data)]
-    assert main(generate) == 0
-    argv = [*PEND, "--data", str(data), "--epochs", "1", "--out", str(run)]
-    assert main(argv) == 0
-    err = refused([*argv, "--resume", "--h0", "zeros", "--batch-size", "4"], run, capsys)
+def test_table3_preset_resume_rules(tmp_path, capsys):
+    """The Table 3 preset's own settings (per-model sizes, h0, batch) are held on --resume like any other."""
+    run = tmp_path / "run"
+    argv = [*TABLE3, "--epochs", "1", "--out-dir", str(run)]
+    assert main([*argv, "--size", "lstm=4x2"]) == 0
+    err = refused([*argv, "--size", "lstm=4x2", "--resume", "--h0", "zeros", "--batch-size", "4"], run, capsys)
     assert "it was made with other settings: h0: 'ones' -> 'zeros'; batch_size: 8 -> 4. " in err
-    assert main([*generate, "--seed", "1"]) == 0  # other trajectories in the same file
-    assert "data.content_sha256: " in refused([*argv, "--resume"], run, capsys)
-    assert main([*generate, "--seed", "0"]) == 0  # the same trajectories again: the same content
+    assert "sizes: " in refused([*argv, "--resume", "--size", "lstm=4x1"], run, capsys)
+    argv.extend(["--size", "lstm=4x2"])
     assert main([*argv, "--resume", "--epochs", "2"]) == 0
     assert len(json.loads((run / "lstm" / "metrics.json").read_text())) == 2

@@ -4,6 +4,7 @@
     python -m experiments trajectory --data FILE [options]       your trajectories (.npz or .csv)
     python -m experiments trajectory demo                        the demo (= --preset demo)
     python -m experiments trajectory make-data --system NAME --out FILE [--irregular ...]
+    python -m experiments trajectory energy [--system double-pendulum] [--t-end 100 ...]   energy conservation
 
 Every model of ``--models`` is trained with the shared loop into ``<out-dir>/<model>/`` (checkpoints,
 metrics, ``result.json``); then ``<out-dir>`` gets ``table.md``, ``table.json``, ``result.json``, the
@@ -24,22 +25,26 @@ import numpy as np
 import torch
 
 from experiments.cli_options import (ERRORS, add_threads_argument, check_output_file, check_output_folder,
-                                     report_error)
-from experiments.io import atomic_write_json, load_checkpoint, remove_stale_temporaries
+                                     positive_int, report_error)
+from experiments.io import atomic_write_json, atomic_write_text, load_checkpoint, remove_stale_temporaries
 from experiments.resume import CONFIG_FILE, check_resume
 from experiments.stability_gate import add_stability_argument
+from experiments.trajectory import energy as en
 from experiments.trajectory import plots, report
 from experiments.trajectory.data import FORMATS, Trajectories, load_trajectories, save_trajectories
 from experiments.trajectory.flags import add_dataclass_arguments, given, option_name
 from experiments.trajectory.model import build_predictor
+from experiments.trajectory.references import REFERENCES
 from experiments.trajectory.settings import PRESETS, TaskSettings
-from experiments.trajectory.simulate import SimulationSettings, check_against_scipy, generate
+from experiments.trajectory.simulate import SimulationSettings, check_against_scipy, generate, param_pair
+from experiments.trajectory.systems import SYSTEMS, get_system
 from experiments.trajectory.task import PreparedTask, prepare
 from experiments.trajectory.train import train_model
 from experiments.training import check_resumable, check_run_folder
 
 RUNS = Path("runs/trajectory")
 DEMO_OUT = Path("runs/trajectory_demo")
+ENERGY_OUT = Path("runs/energy")
 CHECKPOINT = "checkpoint.pt"
 N_PLOTTED = 3
 
@@ -62,7 +67,7 @@ def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{demo,make-data}")
+    sub = parser.add_subparsers(dest="action", metavar="{demo,make-data,energy}")
     demo = sub.add_parser("demo", help="the demo: the papers' six ODE models and an LSTM on the pendulum, table and "
                           "plots (~25 s on 2 cores; a rerun reuses the finished runs)",
                           description="--preset demo into runs/trajectory_demo; a rerun reuses finished runs")
@@ -75,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="also compare K trajectories with scipy's DOP853 at rtol = atol = 1e-12 (default 0: skip)")
     _add_common(make)
 
+    energy = sub.add_parser("energy", help="energy error of a conservative system over a long horizon: fixed-step "
+                            "(symplectic) against adaptive solvers, table and plot",
+                            description="long-horizon energy conservation under fixed-step and adaptive solvers")
+    _add_energy(energy)
+    _add_common(energy)
+
     parser.add_argument("--data", type=Path, default=None, help="your trajectories: a .npz or .csv file "
                         "(see the README); instead of --system")
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
@@ -84,11 +95,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_options(parser)
 
 
+def _add_energy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--system", default=en.DEFAULT_SYSTEM, choices=tuple(SYSTEMS),
+                   help=f"a system with a conserved energy (default {en.DEFAULT_SYSTEM})")
+    p.add_argument("--param", dest="params", type=param_pair, action="append", default=[], metavar="NAME=VALUE",
+                   help="a system parameter (repeatable)")
+    p.add_argument("--n", type=positive_int, default=8, help="trajectories (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial conditions (default 0)")
+    p.add_argument("--t-end", type=float, default=100.0, help="horizon (default 100)")
+    p.add_argument("--sample-every", type=float, default=0.1, help="output spacing (default 0.1)")
+    p.add_argument("--fixed-solvers", nargs="*", default=list(en.DEFAULT_FIXED), metavar="SOLVER",
+                   help=f"fixed-step explicit or implicit methods run at --step-size "
+                        f"(default: {' '.join(en.DEFAULT_FIXED)})")
+    p.add_argument("--step-size", type=float, default=0.02, help="their step (default 0.02)")
+    p.add_argument("--adaptive-solvers", nargs="*", default=list(en.DEFAULT_ADAPTIVE), metavar="SOLVER",
+                   help=f"adaptive methods run at each of --tolerances (default: {' '.join(en.DEFAULT_ADAPTIVE)})")
+    p.add_argument("--tolerances", type=float, nargs="*", default=list(en.DEFAULT_TOLERANCES), metavar="TOL",
+                   help="rtol = atol of the adaptive solves (default: 1e-6 1e-9)")
+    p.add_argument("--checkpoints", type=float, nargs="+", default=list(en.DEFAULT_CHECKPOINTS), metavar="T",
+                   help="times up to which the table gives the max error (default: 1 10 100)")
+    p.add_argument("--out-dir", type=Path, default=ENERGY_OUT, help=f"run folder (default {ENERGY_OUT})")
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
         if args.action == "make-data":
             _make_data(args)
+        elif args.action == "energy":
+            _energy(args)
         elif args.action == "demo":
             _train(args, preset="demo", reuse=True)
         else:
@@ -111,14 +146,42 @@ def _make_data(args: argparse.Namespace) -> Trajectories:
     grid = (f"irregular times (gaps uniform in [{1 - settings.jitter:g}, {1 + settings.jitter:g}] x dt)"
             if settings.irregular else "a uniform grid")
     print(f"{settings.system}: {traj.n} trajectories x {traj.length} observations, dt {m['dt']:g}, {grid}; "
-          f"{m['solver']} ({tol}), one batched solve: {m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f; "
+          f"{m['solver']} ({tol}), one batched solve: {m['solve_seconds']:.2f} s, {m['nfe']} evaluations of f"
+          f"{', %d stage iterations' % m['stage_iterations'] if m['stage_iterations'] else ''}; "
           f"wrote {args.out}")
+    system = settings.build_system()
+    if en.conserves_energy(system):
+        drift = en.relative_energy_error(system, torch.as_tensor(traj.states)).max()
+        print(f"max relative energy drift over the trajectories: {drift:.1e}")
     if args.check > 0:
         start = time.perf_counter()
-        err = check_against_scipy(settings.build_system(), traj, args.check)
+        err = check_against_scipy(system, traj, args.check)
         print(f"max |ours - scipy DOP853 (rtol=atol=1e-12)| over {min(args.check, traj.n)} trajectories: {err:.1e} "
               f"({time.perf_counter() - start:.2f} s)")
     return traj
+
+
+def _energy(args: argparse.Namespace) -> None:
+    """Energy error of ``--n`` trajectories up to ``--t-end``: table (markdown + JSON) and plot in ``--out-dir``."""
+    system = get_system(args.system, **dict(args.params))
+    settings = dict(n=args.n, seed=args.seed, t_end=args.t_end, sample_every=args.sample_every,
+                    fixed=tuple(args.fixed_solvers), step_size=args.step_size, adaptive=tuple(args.adaptive_solvers),
+                    tolerances=tuple(args.tolerances), checkpoints=tuple(args.checkpoints))
+    check_output_folder(args.out_dir, "--out-dir")
+    print(f"energy: {system.name}, {args.n} trajectories to t = {args.t_end:g}, float64, one batched solve per "
+          f"method", flush=True)
+    times, runs = en.energy_study(**settings, system=system, progress=args.progress)
+    table = en.markdown(times, runs, args.checkpoints)
+    md, js = args.out_dir / "energy.md", args.out_dir / "energy.json"
+    atomic_write_text(f"{system.name} ({system.extra_repr()}), {args.n} trajectories (seed {args.seed}), "
+                      f"t = 0..{args.t_end:g}, outputs every {args.sample_every:g}\n\n{table}", md)
+    atomic_write_json(en.to_json(times, runs, {"system": system.name, "parameters": asdict(system.params),
+                                               **{k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in settings.items()}}, args.checkpoints), js)
+    png = plots.plot_energy_error(times, {r.label: r.error.max(axis=1) for r in runs}, args.out_dir / "energy.png",
+                                  f"{system.name}: |E(t) - E(0)| / E-scale, max over {args.n} trajectories")
+    print(table)
+    print(f"wrote {md}, {js}, {png}")
 
 
 def _simulation(args: argparse.Namespace, preset: dict[str, Any]) -> SimulationSettings | None:
@@ -162,26 +225,40 @@ def data_identity(args: argparse.Namespace, traj: Trajectories) -> dict[str, Any
 
 
 def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
-    sizes = task.describe()["split_sizes"]
+    split = task.describe()["split_sizes"]
     times = "a uniform grid" if task.uniform else f"irregular times (median interval {task.spacing:.3g})"
     units = "standardised units (training mean and std per variable)" if settings.normalize else "data units"
+    order = "in the data's order" if settings.split_seed is None else f"seed {settings.split_seed}"
+    sizes = "".join(f", {m} {w}" + (f"x{n}" if n else "") for m, w, n in settings.sizes)
     return (f"Data: {name}, {task.trajectories.n} trajectories x {task.trajectories.length} observations on {times}; "
-            f"split {sizes['train']}/{sizes['val']}/{sizes['test']} (seed {settings.split_seed}). Context "
-            f"{task.context} observation(s), {task.horizon} predicted. MSE per element on the test set, in {units}; "
-            f"epoch chosen on validation. Hidden {settings.hidden_size}, h0 = {settings.h0}, {settings.optimizer} "
-            f"lr {settings.lr:g}, batch {settings.batch_size}, seed {settings.seed}.")
+            f"split {split['train']}/{split['val']}/{split['test']} ({order}). Context {task.context} "
+            f"observation(s), {task.horizon} predicted, inputs aligned {settings.alignment}. MSE per element on the "
+            f"test set, in {units}; epoch chosen on validation. Hidden {settings.hidden_size}{sizes}, "
+            f"h0 = {settings.h0}, {settings.optimizer} lr {settings.lr:g}, batch {settings.batch_size}, "
+            f"seed {settings.seed}.")
+
+
+def _merge(preset: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """Flags over the preset; the preset's per-model sizes are kept only for the models trained (a --size the
+    user gives for a model not trained is refused by TaskSettings)."""
+    merged = {**preset, **flags}
+    if "sizes" in preset and "sizes" not in flags:
+        models = merged.get("models", ())
+        merged["sizes"] = tuple(entry for entry in preset["sizes"] if entry[0] in models)
+    return merged
 
 
 def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) -> None:
     """Load or generate the trajectories, build every model (all errors before any file), train, report."""
     start = time.perf_counter()
     values = PRESETS[preset] if preset else {}
-    settings = TaskSettings(**{**values.get("task", {}), **given(args, TaskSettings)})
+    settings = TaskSettings(**_merge(values.get("task", {}), given(args, TaskSettings)))
     simulation = _simulation(args, values)
     out_dir = args.out_dir or RUNS / (Path(args.data).stem if simulation is None else simulation.system)
     check_output_folder(out_dir)
     traj, name = _load_or_generate(args, simulation)
-    task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize)
+    task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize,
+                   settings.alignment)
     models = {m: build_predictor(settings, m, task.state_dim, task.context, task.uniform) for m in settings.models}
     resume_flag = getattr(args, "resume", False)
     started = (out_dir / CONFIG_FILE).is_file()
@@ -224,9 +301,13 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
               f"{row['mean_predictor_mse']:.4f}), best epoch {row['best_epoch']}/{row['epochs']}, "
               f"{time.perf_counter() - tic:.1f} s", flush=True)
     description = _description(task, name, settings)
-    paths = report.write(rows, out_dir, info, description)
+    reference = REFERENCES[settings.reference] if settings.reference else None
+    scale = reference.scale(task.horizon, task.state_dim) if reference else 1
+    paths = report.write(rows, out_dir, info, description, reference, scale)
     paths += _plots(task, rows, predictions, out_dir, name)
     print(report.markdown(rows, description))
+    if reference is not None:
+        print(report.reference_markdown(rows, reference, scale))
     print(f"wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - start:.1f} s in all)")
 
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 import odernn
 from experiments.trajectory.settings import DISCRETE_MODELS, TaskSettings
+from experiments.trajectory.task import ALIGNMENTS
 
 
 def accepts_times(rnn: nn.Module) -> bool:
@@ -39,11 +40,12 @@ def _hidden_layout(rnn: nn.Module) -> tuple[str, int, int]:
 
 
 class TrajectoryPredictor(nn.Module):
-    """``forward(packed (B, T-1, d + 2)) -> predictions (B, T - context, d)`` (inputs packed by
-    :func:`experiments.trajectory.task.pack_inputs`)."""
+    """``forward(packed (B, T - 1 + lead, d + 2)) -> predictions (B, T - context, d)`` (inputs packed by
+    :func:`experiments.trajectory.task.pack_inputs`; ``lead`` reading steps come before the first observation's
+    time, see :data:`experiments.trajectory.task.ALIGNMENTS`)."""
 
     def __init__(self, rnn: nn.Module, state_dim: int, context: int, h0: str = "state", pass_times: bool = False,
-                 interval_feature: bool = False) -> None:
+                 interval_feature: bool = False, lead: int = 0) -> None:
         super().__init__()
         if pass_times and not accepts_times(rnn):
             raise ValueError(
@@ -54,6 +56,7 @@ class TrajectoryPredictor(nn.Module):
         self.regressor = odernn.TrajectoryRegressor(rnn, state_dim)
         self.state_dim, self.context, self.h0_mode = state_dim, context, h0
         self.pass_times, self.interval_feature = pass_times, interval_feature
+        self.lead = lead  # reading steps before the first observation (task.ALIGNMENTS)
         kind, layers, width = _hidden_layout(rnn)
         self._layout = (kind, layers, width)
         copies = 2 if kind == "lstm" else 1
@@ -93,17 +96,17 @@ class TrajectoryPredictor(nn.Module):
             predictions = self.regressor.readout(outputs[..., self.rnn.readout_slice])
         else:
             predictions = self.regressor(x, h0)
-        return predictions[:, self.context - 1:]
+        return predictions[:, self.context - 1 + self.lead:]
 
 
 def build_predictor(settings: TaskSettings, model: str, state_dim: int, context: int, uniform: bool) -> TrajectoryPredictor:
-    """The model named ``model`` with ``settings``' sizes and solver, seeded by ``settings.seed``."""
+    """The model named ``model`` with ``settings``' sizes, solver and input alignment, seeded by ``settings.seed``."""
     torch.manual_seed(settings.seed)
     discrete = model in DISCRETE_MODELS
     interval_feature = discrete and not uniform
     input_size = state_dim + (1 if interval_feature else 0)
-    rnn = odernn.build_rnn(model, input_size, settings.hidden_size, solver=settings.solver,
+    rnn = odernn.build_rnn(model, input_size, settings.width(model), solver=settings.solver,
                            step_size=settings.step_size, gamma=settings.gamma, **settings.rnn_kwargs(model))
     settings.configure(rnn)  # rtol, atol, max_steps of adaptive solvers
     return TrajectoryPredictor(rnn, state_dim, context, settings.h0, pass_times=not discrete and not uniform,
-                               interval_feature=interval_feature)
+                               interval_feature=interval_feature, lead=ALIGNMENTS[settings.alignment])

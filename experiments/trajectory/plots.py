@@ -1,5 +1,6 @@
 """Figures of a trajectory-prediction run: rollouts (truth against every model for a few test
-trajectories), phase portraits (2-D systems), error per horizon, training curves. Written atomically."""
+trajectories), phase portraits (2-D systems), error per horizon, training curves, and the energy study's
+error over time. Written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -103,4 +104,22 @@ def plot_training_curves(histories: Mapping[str, list[dict[str, float]]], path: 
     ax.set_title(title or "training (dashed) and validation (solid) loss")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_energy_error(times: np.ndarray, curves: Mapping[str, np.ndarray], path: str | Path, title: str) -> Path:
+    """Relative energy error against time on log-log axes, one line per solve (``curves``: label -> the max
+    over the trajectories at each output time). Exact zeros (t = 0) are left out of the log scale."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    keep = times > 0
+    for label, error in curves.items():
+        error = np.asarray(error)[keep]
+        ax.plot(times[keep], np.where(error > 0, error, np.nan), lw=1.1, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel("max relative energy error")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
     return _save(fig, Path(path))

@@ -1,12 +1,14 @@
 """The run's summary: ``table.md`` / ``table.json`` (every model, then the mean-predictor and persistence
-rows) and the top-level ``result.json`` (test MSE of every model, both reference predictors, the error per
-horizon), written atomically."""
+rows, and, with ``--reference``, our test error beside a published table in its units) and the top-level
+``result.json`` (test MSE of every model, both reference predictors, the error per horizon), written
+atomically."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 from experiments.io import atomic_write_json, atomic_write_text
+from experiments.trajectory.references import Reference
 
 
 def markdown(rows: list[dict[str, Any]], description: str = "") -> str:
@@ -29,8 +31,29 @@ def markdown(rows: list[dict[str, Any]], description: str = "") -> str:
     return "\n".join(lines) + "\n" + note
 
 
-def write(rows: list[dict[str, Any]], out_dir: str | Path, info: dict[str, Any], description: str = "") -> list[Path]:
-    """``table.md``, ``table.json`` and ``result.json`` in ``out_dir``."""
+def published(rows: list[dict[str, Any]], reference: Reference, scale: int) -> list[dict[str, Any]]:
+    """Our test error in the published table's units beside its loss and size, for the models it lists."""
+    return [{"model": r["model"], "test_mse": r["test_mse"], "ours_in_table_units": r["test_mse"] * scale,
+             "published": reference.rows[r["model"]][0], "parameters": r["parameters"],
+             "published_parameters": reference.rows[r["model"]][1]}
+            for r in rows if r["model"] in reference.rows]
+
+
+def reference_markdown(rows: list[dict[str, Any]], reference: Reference, scale: int) -> str:
+    """A second table: ours (test MSE per element, and x ``scale`` in the table's units) beside the paper's."""
+    head = (f"| model | test MSE / element | ours in the table's units (x{scale}) | {reference.title} "
+            f"| parameters (published) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in published(rows, reference, scale):
+        lines.append(f"| {c['model']} | {c['test_mse']:.4f} | {c['ours_in_table_units']:.1f} | {c['published']:.1f} "
+                     f"| {c['parameters']:,} ({c['published_parameters']:,}) |")
+    return "\n".join(lines) + f"\n\n{reference.note}\n"
+
+
+def write(rows: list[dict[str, Any]], out_dir: str | Path, info: dict[str, Any], description: str = "",
+          reference: Reference | None = None, scale: int = 1) -> list[Path]:
+    """``table.md``, ``table.json`` and ``result.json`` in ``out_dir`` (with ``reference``: our errors x
+    ``scale`` beside the published table's)."""
     out_dir = Path(out_dir)
     ref = rows[0]
     summary = {
@@ -43,8 +66,12 @@ def write(rows: list[dict[str, Any]], out_dir: str | Path, info: dict[str, Any],
                     "persistence": ref["horizon"]["persistence_mse"]},
         "units": ref["units"], **info,
     }
+    text = markdown(rows, description)
+    if reference is not None:
+        summary["published"] = {"title": reference.title, "scale": scale, "rows": published(rows, reference, scale)}
+        text += "\n" + reference_markdown(rows, reference, scale)
     paths = [out_dir / "table.md", out_dir / "table.json", out_dir / "result.json"]
-    atomic_write_text(markdown(rows, description), paths[0])
+    atomic_write_text(text, paths[0])
     atomic_write_json({"rows": rows, "data": info.get("data", {})}, paths[1])
     atomic_write_json(summary, paths[2])
     return paths

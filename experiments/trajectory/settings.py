@@ -5,6 +5,7 @@ Merging order: flags given on the command line, then the preset's values, then t
 """
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,36 @@ from experiments.cli_options import SolverOptions
 from experiments.resume import FREE, GROW
 from experiments.training import OPTIMIZERS, TrainConfig
 from experiments.trajectory.flags import flag
+from experiments.trajectory.references import REFERENCES
+from experiments.trajectory.task import ALIGNMENTS
 from odernn import INTERPOLATIONS, LAYERED_MODELS, MODEL_NAMES
 
 H0_MODES = ("state", "zeros", "ones")
 DISCRETE_MODELS = ("lstm", "gru")
+
+
+def model_size(text: str) -> tuple[str, int, int | None]:
+    """``"arnn=200"`` -> ``("arnn", 200, None)``, ``"lstm=100x2"`` -> ``("lstm", 100, 2)`` (the ``--size`` flag)."""
+    name, sep, size = text.partition("=")
+    width, _, layers = size.partition("x")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), int(width), int(layers) if layers else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size takes MODEL=WIDTH or MODEL=WIDTHxLAYERS (e.g. arnn=200, "
+                                         f"lstm=100x2), got {text!r}") from None
+
+
+def seed_or_order(text: str) -> int | None:
+    """An integer seed, or ``none`` for the data's own order (the ``--split-seed`` flag)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--split-seed takes an integer or none (the data's own order), "
+                                         f"got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -31,9 +58,17 @@ class TaskSettings(SolverOptions):
         "models to train, any of odernn.MODEL_NAMES", nargs="+", choices=MODEL_NAMES, metavar="MODEL"))
     context: int = field(default=1, metadata=flag(
         "observations the model sees before predicting the rest (1: the papers' protocol, the first state only)"))
+    alignment: str = field(default="previous", metadata=flag(
+        "input alignment: previous (the input on the interval ending at an observation is the one before it) or "
+        "current (one step per observation reading it, the AFRNN authors' double-pendulum code)",
+        choices=tuple(ALIGNMENTS)))
     hidden_size: int = field(default=32, metadata=flag("hidden units (per layer for afrnn, arnn2, frnn)"))
     num_layers: int | None = field(default=None, metadata=flag(
         "layers (default: build_rnn's, 2 for afrnn/arnn2/frnn and 1 for lstm/gru)", type=int))
+    sizes: tuple[tuple[str, int, int | None], ...] = field(default=(), metadata=flag(
+        "one model's width (and layers), overriding --hidden-size and --num-layers for it, MODEL=WIDTH or "
+        "MODEL=WIDTHxLAYERS (repeatable; e.g. --size arnn=200 --size lstm=100x2)", option="--size",
+        type=model_size, action="append", metavar="MODEL=WIDTH[xLAYERS]"))
     solver: str = field(default="euler", metadata=flag("solver of the ODE models (any registered name)"))
     step_size: float = field(default=0.1, metadata=flag(
         "eps: model time per observation interval (irregular data: per median interval)"))
@@ -51,7 +86,9 @@ class TaskSettings(SolverOptions):
     split: tuple[float, float, float] = field(default=(0.7, 0.15, 0.15), metadata=flag(
         "train / validation / test fractions of the trajectories", type=float, nargs=3,
         metavar=("TRAIN", "VAL", "TEST")))
-    split_seed: int = field(default=0, metadata=flag("seed of the train/validation/test split"))
+    split_seed: int | None = field(default=0, metadata=flag(
+        "seed of the train/validation/test split; none: consecutive blocks in the data's own order",
+        type=seed_or_order))
     epochs: int = field(default=30, metadata=flag(
         "training epochs (the epoch is chosen on validation); may be raised on --resume", resume=GROW))
     batch_size: int = field(default=32, metadata=flag("trajectories per batch"))
@@ -60,6 +97,8 @@ class TaskSettings(SolverOptions):
     grad_clip: float | None = field(default=None, metadata=flag("clip the gradient norm to this", type=float))
     seed: int = field(default=0, metadata=flag("seed of the model initialisation and batch order"))
     device: str = field(default="cpu", metadata=flag("cpu or cuda[:N]", resume=FREE))
+    reference: str | None = field(default=None, metadata=flag(
+        "a published table to print beside ours, in its units", choices=tuple(REFERENCES), resume=FREE))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,6 +117,20 @@ class TaskSettings(SolverOptions):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_layers is not None and self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        for entry in self.sizes:
+            model, width, layers = entry
+            if model not in self.models:
+                raise ValueError(f"--size {model}={width} names a model that is not trained (--models "
+                                 f"{' '.join(self.models)})")
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise ValueError(f"--size {model}: the width must be a positive integer, got {width!r}")
+            if layers is not None and (model not in LAYERED_MODELS or layers < 1):
+                raise ValueError(f"--size {model}={width}x{layers}: layers apply to {', '.join(LAYERED_MODELS)} "
+                                 f"and must be positive")
+        if len({entry[0] for entry in self.sizes}) != len(self.sizes):
+            raise ValueError(f"--size gives one model twice: {self.sizes}")
+        if self.split_seed is not None and (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)):
+            raise ValueError(f"split_seed must be an integer or None (the data's own order), got {self.split_seed!r}")
         single = [m for m in self.models if m not in LAYERED_MODELS]
         if self.num_layers not in (None, 1) and single:
             raise ValueError(f"--num-layers {self.num_layers} has no effect on the single-layer model(s) "
@@ -100,11 +153,20 @@ class TaskSettings(SolverOptions):
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                            grad_clip=self.grad_clip, seed=self.seed, device=self.device, progress=progress)
 
+    def width(self, model: str) -> int:
+        """Hidden units (per layer) of ``model``: its ``--size``, else ``hidden_size``."""
+        return next((w for m, w, _ in self.sizes if m == model), self.hidden_size)
+
+    def layers(self, model: str) -> int | None:
+        """Layers of ``model``: its ``--size``, else ``num_layers`` where it applies; None: build_rnn's default."""
+        own = next((n for m, _, n in self.sizes if m == model), None)
+        return own if own is not None else (self.num_layers if model in LAYERED_MODELS else None)
+
     def rnn_kwargs(self, model: str) -> dict[str, Any]:
         """Keywords for ``odernn.build_rnn`` beyond the name, sizes, solver, step size and gamma."""
         kw: dict[str, Any] = {}
-        if self.num_layers is not None and model in LAYERED_MODELS:
-            kw["num_layers"] = self.num_layers
+        if self.layers(model) is not None:
+            kw["num_layers"] = self.layers(model)
         if model in DISCRETE_MODELS:
             return kw
         kw.update(substeps=self.substeps, interpolation=self.interpolation, rtol=self.rtol, atol=self.atol)
@@ -124,4 +186,19 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                      solver="euler", step_size=0.1, gamma=0.01, h0="state", context=1, epochs=30, batch_size=32,
                      lr=1e-2, optimizer="adam", seed=0),
     },
+    # AFRNN paper, Table 3 (Section 5.3), as the authors' code runs it: 1000 double-pendulum trajectories of
+    # 30 observations 0.1 s apart, 800/100/100 in the data's order, no normalisation, h0 = ones, one step per
+    # observation reading it (alignment "current"), the state at step 0 then the placeholder 1; Euler with
+    # eps 0.1 and gamma 0.15; two layers of 100 (ARNN one of 200, the LSTM two of 100); Adam 1e-3, batch 8.
+    "table3": {
+        "simulation": dict(system="double-pendulum", n=1000, steps=30, dt=0.1, data_seed=0),
+        "task": dict(models=("afrnn", "arnn", "frnn", "arnn2", "lstm"), hidden_size=100,
+                     sizes=(("arnn", 200, None), ("lstm", 100, 2)), solver="euler", step_size=0.1, gamma=0.15,
+                     h0="ones", normalize=False, alignment="current", context=1, split=(0.8, 0.1, 0.1),
+                     split_seed=None, epochs=20, batch_size=8, lr=1e-3, optimizer="adam", seed=0,
+                     reference="afrnn-table3"),
+    },
 }
+# The Table 3 protocol at demo size: 400 trajectories (300/50/50), 10 epochs (about a minute on 2 cores).
+PRESETS["table3-demo"] = {"simulation": {**PRESETS["table3"]["simulation"], "n": 400},
+                          "task": {**PRESETS["table3"]["task"], "split": (0.75, 0.125, 0.125), "epochs": 10}}

@@ -173,7 +173,8 @@ def simulate(system: System, y0: np.ndarray, times: np.ndarray, method: str = DE
     f.bar.close()
     info = {"solver": method, "solver_kind": spec.kind, "rtol": rtol if spec.adaptive else None,
             "atol": atol if spec.adaptive else None, "step_size": None if spec.adaptive else step_size,
-            "solve_seconds": time.perf_counter() - start, "nfe": stats.nfe, "n_steps": stats.n_steps}
+            "solve_seconds": time.perf_counter() - start, "nfe": stats.nfe, "n_steps": stats.n_steps,
+            "stage_iterations": stats.stage_iterations}
     return states.transpose(0, 1).numpy(), info
 
 

@@ -7,7 +7,10 @@ parameters and initial-condition ranges are one frozen dataclass, ``System.Param
 | damped-oscillator | (x, v) | x' = v, v' = -omega^2 x - 2 zeta omega v | x, v in [-amplitude, amplitude] |
 | van-der-pol | (x, v) | x' = v, v' = mu (1 - x^2) v - x | x, v in [-amplitude, amplitude] |
 | lorenz63 | (x, y, z) | x' = sigma (y - x), y' = x (rho - z) - y, z' = x y - beta z | x, y in [-xy_range, xy_range], z in [z_min, z_max] |
-| double-pendulum | (theta1, omega1, theta2, omega2) | AFRNN paper eq. 19-20 (``experiments.double_pendulum.physics``) | each in [-max_degrees, max_degrees] degrees (deg/s), the authors' ranges |
+| double-pendulum | (theta1, omega1, theta2, omega2) | AFRNN paper eq. 19-20 | each in [-max_degrees, max_degrees] degrees (deg/s), the authors' ranges |
+
+Conservative systems (pendulum without damping, double-pendulum) also give ``energy(y)`` and
+``energy_scale()``, which the long-horizon energy study (:mod:`experiments.trajectory.energy`) asks for.
 
 Every system is autonomous: ``t`` is accepted (a 0-d tensor, or one time per row) and ignored. States have
 the state in the last dimension and any batch shape in front. ``get_system(name, **params)`` builds one by
@@ -23,8 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from experiments.double_pendulum.physics import DoublePendulum
-from experiments.double_pendulum.physics import initial_conditions as double_pendulum_initial_conditions
 
 
 def _check_positive(params: Any, *names: str, allow_zero: tuple[str, ...] = ()) -> None:
@@ -122,6 +123,10 @@ class Pendulum(System):
         theta, omega = y.unbind(-1)
         return 0.5 * omega**2 - (self.params.g / self.params.L) * torch.cos(theta)
 
+    def energy_scale(self) -> float:
+        """The characteristic energy g / L that relative energy errors are measured against."""
+        return self.params.g / self.params.L
+
     def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         p = self.params
         return np.stack((rng.uniform(-p.max_angle, p.max_angle, n),
@@ -218,10 +223,11 @@ class Lorenz63(System):
                          rng.uniform(p.z_min, p.z_max, n)), axis=-1)
 
 
-class DoublePendulumSystem(System):
-    """The double pendulum of the AFRNN paper (eq. 19-20), evaluated by
-    :class:`experiments.double_pendulum.physics.DoublePendulum`; initial conditions as the authors' code
-    (:func:`experiments.double_pendulum.physics.initial_conditions`)."""
+class DoublePendulum(System):
+    """The planar double pendulum of the AFRNN paper (Section 5.3): state ``[theta1, omega1, theta2, omega2]``
+    in radians and rad/s, angles from the downward vertical (the authors' convention); eq. 19 gives theta1'',
+    eq. 20 theta2''. Initial conditions as the authors' code: each variable uniform in
+    [-max_degrees, max_degrees] degrees (deg/s), converted to radians."""
 
     @dataclass(frozen=True)
     class Params:
@@ -240,24 +246,50 @@ class DoublePendulumSystem(System):
     default_dt = 0.1
     default_steps = 30
 
-    def __init__(self, params: Any = None, **overrides: float) -> None:
-        super().__init__(params, **overrides)
-        p = self.params
-        self.pendulum = DoublePendulum(p.m1, p.m2, p.L1, p.L2, p.g)
-
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
-        return self.pendulum(t, y)
+        self.check_state(y)
+        th1, w1, th2, w2 = y.unbind(-1)
+        p = self.params
+        m1, m2, L1, L2, g = p.m1, p.m2, p.L1, p.L2, p.g
+        d = th1 - th2
+        sin_d, cos_d = torch.sin(d), torch.cos(d)
+        den = 2 * m1 + m2 - m2 * torch.cos(2 * d)
+        acc1 = (-g * (2 * m1 + m2) * torch.sin(th1) - m2 * g * torch.sin(th1 - 2 * th2)
+                - 2 * sin_d * m2 * (w2 * w2 * L2 + w1 * w1 * L1 * cos_d)) / (L1 * den)  # eq. 19
+        acc2 = (2 * sin_d * (w1 * w1 * L1 * (m1 + m2) + g * (m1 + m2) * torch.cos(th1)
+                             + w2 * w2 * L2 * m2 * cos_d)) / (L2 * den)  # eq. 20
+        return torch.stack((w1, acc1, w2, acc2), dim=-1)
 
-    def initial_conditions(self, n: int, seed: int) -> np.ndarray:
-        """The double-pendulum task's draw: the same seed gives the same initial states as
-        ``python -m experiments double-pendulum generate --seed``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"the number of trajectories must be a positive integer, got {n!r}")
-        return double_pendulum_initial_conditions(n, seed, self.params.max_degrees)
+    def energy(self, y: Tensor) -> Tensor:
+        """Total energy T + V (J) of states ``(..., 4)``; V = 0 with both rods horizontal at the pivot height."""
+        self.check_state(y)
+        th1, w1, th2, w2 = y.unbind(-1)
+        p = self.params
+        kinetic = 0.5 * (p.m1 + p.m2) * (p.L1 * w1) ** 2 + 0.5 * p.m2 * (p.L2 * w2) ** 2 \
+            + p.m2 * p.L1 * p.L2 * w1 * w2 * torch.cos(th1 - th2)
+        potential = -(p.m1 + p.m2) * p.g * p.L1 * torch.cos(th1) - p.m2 * p.g * p.L2 * torch.cos(th2)
+        return kinetic + potential
+
+    def energy_scale(self) -> float:
+        """The characteristic energy (m1 + m2) g (L1 + L2) that relative energy errors are measured against."""
+        p = self.params
+        return (p.m1 + p.m2) * p.g * (p.L1 + p.L2)
+
+    def positions(self, y: Tensor) -> Tensor:
+        """Cartesian positions ``(..., 4) = [x1, y1, x2, y2]`` of the two bobs (pivot at 0, y upwards)."""
+        self.check_state(y)
+        th1, _, th2, _ = y.unbind(-1)
+        p = self.params
+        x1, y1 = p.L1 * torch.sin(th1), -p.L1 * torch.cos(th1)
+        return torch.stack((x1, y1, x1 + p.L2 * torch.sin(th2), y1 - p.L2 * torch.cos(th2)), dim=-1)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        d = self.params.max_degrees
+        return np.radians(rng.uniform(-d, d, size=(n, 4)))
 
 
 SYSTEMS: dict[str, type[System]] = {cls.name: cls for cls in
-                                    (DampedOscillator, Pendulum, VanDerPol, Lorenz63, DoublePendulumSystem)}
+                                    (DampedOscillator, Pendulum, VanDerPol, Lorenz63, DoublePendulum)}
 
 
 def get_system(name: str, **params: float) -> System:

@@ -10,10 +10,15 @@ c = eps / Delta, where Delta is the median observation interval of the training 
 prediction of y_j; h_0 sits at s_0 = 0, so the first interval (0, s_1] is the first prediction interval
 (with k = 1). On a uniform grid s_j = j eps exactly, which is what ``ODERNN`` does without ``times``.
 
-**Inputs.** x_j (j = 1..T-1) is held on (s_{j-1}, s_j]: x_j = y_{j-1} for j <= k (the latest observation
-seen), and the constant placeholder 1 afterwards (the double-pendulum task's convention). The packed input
-tensor carries, per step, the d state inputs, the interval length relative to Delta, (s_j - s_{j-1}) / eps,
-and the model time s_j; :class:`experiments.trajectory.model.TrajectoryPredictor` unpacks them.
+**Inputs** (``alignment="previous"``, the default). x_j (j = 1..T-1) is held on (s_{j-1}, s_j]:
+x_j = y_{j-1} for j <= k (the latest observation seen), and the constant placeholder 1 afterwards. The
+model takes T - 1 steps and its outputs at steps k..T-1 are scored. With ``alignment="current"`` (the AFRNN
+authors' double-pendulum code, Table 3) the model takes one step per observation, T in all: the state
+starts one step eps before the first observation, the input on the step that ends at observation j is y_j
+itself for j < k and the placeholder afterwards, and the first k outputs are not scored. Both are causal:
+a prediction of y_j never sees y_j. The packed input tensor carries, per step, the d state inputs, the
+interval length relative to Delta, (s_j - s_{j-1}) / eps, and the model time s_j;
+:class:`experiments.trajectory.model.TrajectoryPredictor` unpacks them.
 
 **Targets** are y_k..y_{T-1} (T - k of them). **Reference predictors** (same units): the mean predictor
 (at each test observation, the mean over training trajectories of their state at the same time after their
@@ -34,11 +39,15 @@ from experiments.trajectory.data import Trajectories
 
 PLACEHOLDER = 1.0
 UNIFORM_RTOL = 1e-9
+ALIGNMENTS = {"previous": 0, "current": 1}
+"""Input alignments and the extra steps each takes before the first observation's time (the *lead*)."""
 
 
-def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, ...]:
-    """A seeded permutation of ``range(n)`` cut into train / validation / test by ``fractions`` (normalised
-    to sum to 1); validation and test get at least one trajectory each, training the rest (>= 1)."""
+def split_indices(n: int, fractions: tuple[float, float, float], seed: int | None) -> tuple[np.ndarray, ...]:
+    """``range(n)`` cut into train / validation / test by ``fractions`` (normalised to sum to 1), after a
+    permutation seeded by ``seed``, or in the data's own order for ``seed=None`` (consecutive blocks, as the
+    AFRNN authors' double-pendulum split); validation and test get at least one trajectory each, training the
+    rest (>= 1)."""
     if n < 3:
         raise ValueError(f"a train/validation/test split needs at least 3 trajectories, got {n}")
     total = float(sum(fractions))
@@ -48,7 +57,7 @@ def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> t
     if n_train < 1:  # validation and test asked for (nearly) everything: keep one for training
         n_test = max(1, (n - 1) // 2)
         n_train, n_val = 1, n - 1 - n_test
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
     return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
 
 
@@ -96,6 +105,7 @@ class PreparedTask:
     spacing: float
     uniform: bool
     datasets: dict[str, TensorDataset]
+    alignment: str = "previous"
 
     @property
     def state_dim(self) -> int:
@@ -141,29 +151,37 @@ class PreparedTask:
         return (t[:, self.context:] - t[:, self.context - 1:self.context]).mean(axis=0)
 
     def describe(self) -> dict[str, Any]:
-        return {"context": self.context, "horizon": self.horizon, "uniform_times": self.uniform,
-                "median_interval": self.spacing, "time_scale": self.step_size / self.spacing,
+        return {"context": self.context, "horizon": self.horizon, "alignment": self.alignment,
+                "uniform_times": self.uniform, "median_interval": self.spacing, "time_scale": self.step_size / self.spacing,
                 "split_sizes": {k: int(len(v)) for k, v in self.indices.items()},
                 "normalizer": {"mean": self.normalizer.mean.tolist(), "std": self.normalizer.std.tolist()},
                 "state_names": list(self.trajectories.state_names)}
 
 
-def pack_inputs(states: np.ndarray, times: np.ndarray, context: int, step_size: float, spacing: float) -> Tensor:
-    """Packed model inputs (N, T-1, d + 2): state inputs, relative interval length, model time s_j."""
+def pack_inputs(states: np.ndarray, times: np.ndarray, context: int, step_size: float, spacing: float,
+                alignment: str = "previous") -> Tensor:
+    """Packed model inputs (N, T - 1 + lead, d + 2): state inputs, relative interval length, model time s_j
+    (lead = ``ALIGNMENTS[alignment]``: one reading step before the first observation for "current")."""
     n, length, d = states.shape
-    x = np.full((n, length - 1, d), PLACEHOLDER)
+    lead = ALIGNMENTS[alignment]
+    x = np.full((n, length - 1 + lead, d), PLACEHOLDER)
     x[:, :context] = states[:, :context]
     s = (times - times[:, :1]) * (step_size / spacing)
+    if lead:  # the state starts one step eps before the first observation, at model time 0
+        s = np.concatenate([np.full((n, lead), -step_size * lead), s], axis=1) + step_size * lead
     interval = np.diff(s, axis=1) / step_size
     return torch.as_tensor(np.concatenate([x, interval[..., None], s[:, 1:, None]], axis=-1), dtype=torch.float32)
 
 
 def prepare(trajectories: Trajectories, context: int, step_size: float, split: tuple[float, float, float],
-            split_seed: int, normalize: bool = True) -> PreparedTask:
-    """Split ``trajectories`` (seeded), standardise with the training set and build the three datasets."""
+            split_seed: int | None, normalize: bool = True, alignment: str = "previous") -> PreparedTask:
+    """Split ``trajectories`` (seeded, or in order), standardise with the training set and build the three
+    datasets."""
     if context >= trajectories.length:
         raise ValueError(f"context {context} leaves nothing to predict: the trajectories have "
                          f"{trajectories.length} observations; use --context between 1 and {trajectories.length - 1}")
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown input alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
     train, val, test = split_indices(trajectories.n, split, split_seed)
     indices = {"train": train, "val": val, "test": test}
     normalizer = Normalizer.fit(trajectories.states[train], normalize)
@@ -172,7 +190,7 @@ def prepare(trajectories: Trajectories, context: int, step_size: float, split: t
     datasets = {}
     for name, idx in indices.items():
         states = normalizer.apply(trajectories.states[idx])
-        x = pack_inputs(states, trajectories.times[idx], context, step_size, spacing)
+        x = pack_inputs(states, trajectories.times[idx], context, step_size, spacing, alignment)
         y = torch.as_tensor(states[:, context:], dtype=torch.float32)
         datasets[name] = TensorDataset(x, y)
-    return PreparedTask(trajectories, context, step_size, indices, normalizer, spacing, uniform, datasets)
+    return PreparedTask(trajectories, context, step_size, indices, normalizer, spacing, uniform, datasets, alignment)

@@ -1,31 +1,33 @@
-"""Long-horizon energy conservation of the double pendulum under fixed-step and adaptive solvers.
+"""Long-horizon energy conservation of a conservative system under fixed-step and adaptive solvers
+(``python -m experiments trajectory energy``; the double pendulum by default).
 
-The double pendulum is a Hamiltonian system: its total energy E is constant along every exact trajectory.
-A symplectic method (Gauss-Legendre collocation, implicit midpoint) keeps the energy error of a fixed step
-bounded, oscillating without drift, over long times; non-symplectic ones (rk4, the adaptive dopri5 at any
-tolerance) let it drift, roughly linearly in time. :func:`energy_study` integrates a few trajectories over
-a long horizon with each method in one batched solve (implicit methods solve Newton's stage equations per
-trajectory, ``batch_rows=True``) and reports the relative energy error
+A Hamiltonian system keeps its total energy E constant along every exact trajectory. A symplectic method
+(Gauss-Legendre collocation, implicit midpoint) keeps the energy error of a fixed step bounded, oscillating
+without drift, over long times; non-symplectic ones (rk4, the adaptive dopri5 at any tolerance) let it
+drift, roughly linearly in time. :func:`energy_study` integrates a few trajectories over a long horizon with
+each method in one batched solve (:func:`experiments.trajectory.simulate.simulate`; implicit methods solve
+their stage equations per trajectory) and reports the relative energy error
 
-    |E(t) - E(0)| / max(|E(0)|, (m1 + m2) g (L1 + L2))        (the scale of ``generate.relative_energy_drift``)
+    |E(t) - E(0)| / max(|E(0)|, system.energy_scale())     ((m1 + m2) g (L1 + L2) for the double pendulum)
 
 at every output time, its maximum over the trajectories up to each checkpoint time, and the cost: function
-evaluations, steps, Newton iterations and seconds. An adaptive solve steps all trajectories together, so
-its step is set by the hardest one.
+evaluations, steps, stage iterations and seconds. An adaptive solve steps all trajectories together, so
+its step is set by the hardest one. The system must offer ``energy(y)`` and ``energy_scale()``.
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from experiments.double_pendulum.physics import DoublePendulum, initial_conditions
-from solvers import get_method, odeint
+from experiments.trajectory.simulate import simulate
+from experiments.trajectory.systems import System, get_system
+from solvers import get_method
 
+DEFAULT_SYSTEM = "double-pendulum"
 DEFAULT_FIXED = ("gauss_legendre4", "rk4")
 DEFAULT_ADAPTIVE = ("dopri5",)
 DEFAULT_TOLERANCES = (1e-6, 1e-9)
@@ -88,46 +90,48 @@ def output_grid(t_end: float, sample_every: float) -> np.ndarray:
     return np.linspace(0.0, t_end, count + 1)
 
 
-def relative_energy_error(pendulum: DoublePendulum, states: torch.Tensor) -> np.ndarray:
-    """|E(t) - E(0)| / max(|E(0)|, (m1 + m2) g (L1 + L2)) for states ``(T, N, 4)`` -> ``(T, N)``."""
-    energy = pendulum.energy(states)
-    p = pendulum
-    scale = torch.clamp(energy[0].abs(), min=(p.m1 + p.m2) * p.g * (p.L1 + p.L2))
+def conserves_energy(system: System) -> bool:
+    """Whether ``system`` offers what the study asks for: ``energy(y)`` and ``energy_scale()``."""
+    return callable(getattr(system, "energy", None)) and callable(getattr(system, "energy_scale", None))
+
+
+def relative_energy_error(system: System, states: torch.Tensor) -> np.ndarray:
+    """|E(t) - E(0)| / max(|E(0)|, energy scale) for states ``(N, T, d)`` -> ``(T, N)``."""
+    energy = system.energy(states).T
+    scale = torch.clamp(energy[0].abs(), min=system.energy_scale())
     return ((energy - energy[0]).abs() / scale).numpy()
 
 
 def energy_study(n: int = 8, seed: int = 0, t_end: float = 100.0, sample_every: float = 0.1,
                  fixed: Sequence[str] = DEFAULT_FIXED, step_size: float = 0.02,
                  adaptive: Sequence[str] = DEFAULT_ADAPTIVE, tolerances: Sequence[float] = DEFAULT_TOLERANCES,
-                 checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS, max_degrees: float = 90.0,
-                 pendulum: DoublePendulum = DoublePendulum(), progress: bool = False
-                 ) -> tuple[np.ndarray, list[EnergyRun]]:
-    """Integrate ``n`` trajectories (the authors' initial conditions, ``seed``) to ``t_end`` with every fixed
-    method at ``step_size`` and every adaptive method at each tolerance (rtol = atol); float64.
+                 checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS, system: System | None = None,
+                 progress: bool = False) -> tuple[np.ndarray, list[EnergyRun]]:
+    """Integrate ``n`` trajectories of ``system`` (default: the double pendulum; its own initial conditions,
+    ``seed``) to ``t_end`` with every fixed method at ``step_size`` and every adaptive method at each
+    tolerance (rtol = atol); float64.
 
     Returns the output times and one :class:`EnergyRun` per solve, in that order.
     """
+    system = get_system(DEFAULT_SYSTEM) if system is None else system
+    if not conserves_energy(system):
+        raise ValueError(f"system {system.name!r} defines no conserved energy (energy(y) and energy_scale()); "
+                         f"the energy study needs a conservative system such as double-pendulum or pendulum")
     check_settings(fixed, adaptive, step_size, tolerances, t_end, sample_every, checkpoints, n)
     times = output_grid(t_end, sample_every)
-    y0 = torch.as_tensor(initial_conditions(n, seed, max_degrees), dtype=torch.float64)
-    t = torch.as_tensor(times, dtype=torch.float64)
-    plans: list[tuple[str, dict[str, Any], str, float | None, float | None]] = []
-    for name in fixed:
-        plans.append((name, dict(step_size=step_size, **get_method(name).select(batch_rows=True)),
-                      f"{name}, h = {step_size:g} s", step_size, None))
-    for name in adaptive:
-        for tol in tolerances:
-            plans.append((name, dict(rtol=tol, atol=tol), f"{name}, tol = {tol:g}", None, tol))
+    y0 = system.initial_conditions(n, seed)
+    plans: list[tuple[str, str, float | None, float | None]] = []
+    plans += [(name, f"{name}, h = {step_size:g} s", step_size, None) for name in fixed]
+    plans += [(name, f"{name}, tol = {tol:g}", None, tol) for name in adaptive for tol in tolerances]
     runs = []
-    for name, options, label, h, tol in plans:
+    for name, label, h, tol in plans:
         if progress:
             print(f"   {label} ...", flush=True)
-        start = time.perf_counter()
-        with torch.no_grad():
-            states, stats = odeint(pendulum, y0, t, method=name, return_stats=True, **options)
-        seconds = time.perf_counter() - start
-        runs.append(EnergyRun(name, get_method(name).kind, label, h, tol, relative_energy_error(pendulum, states),
-                              stats.nfe, stats.n_steps, stats.stage_iterations, seconds))
+        tolerance = {} if tol is None else dict(rtol=tol, atol=tol)
+        states, info = simulate(system, y0, times, name, step_size=h, progress=progress, **tolerance)
+        runs.append(EnergyRun(name, info["solver_kind"], label, h, tol,
+                              relative_energy_error(system, torch.as_tensor(states)), info["nfe"], info["n_steps"],
+                              info["stage_iterations"], info["solve_seconds"]))
     return times, runs
 
 
