@@ -156,6 +156,8 @@ class ODERNN(nn.Module):
         if x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError("x contains NaN or Inf values")
         batch = x.shape[0] if self.batch_first else x.shape[1]
+        if batch == 0:
+            raise ValueError(f"x holds an empty batch (shape {tuple(x.shape)}: 0 sequences); pass at least one")
         if h0 is None:
             return x.new_zeros(batch, self.field.state_size)
         if not isinstance(h0, Tensor) or tuple(h0.shape) != (batch, self.field.state_size):

@@ -34,6 +34,8 @@ def check_state(y0: State) -> tuple[TreeSpec, Tensor]:
             f"y0 has dtype {flat.dtype}, which the solvers refuse: its epsilon is {torch.finfo(flat.dtype).eps:.1e}, "
             f"so a small step rounds away (y + dt * f == y, t + dt == t) and the solution stops moving; solve in "
             f"float32 or float64 (e.g. y0.float()) and cast the result back")
+    if flat.numel() == 0:
+        raise ValueError(f"y0 is empty (shape {tuple(flat.shape)}): there is no state to integrate")
     if not bool(torch.isfinite(flat).all()):
         raise ValueError(f"y0 contains NaN or Inf ({int((~torch.isfinite(flat)).sum())} of {flat.numel()} entries)")
     return spec, flat

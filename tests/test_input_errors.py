@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import solvers
 from experiments.__main__ import main
 from odernn import ODERNN, AntisymmetricField, SequenceClassifier, TrajectoryRegressor
 from odernn.stability import field_jacobian
@@ -29,6 +30,15 @@ def test_odernn_rejects_mismatched_or_non_finite_inputs_and_bad_tolerances():
         _rnn(solver="dopri5", rtol=-1.0)
     with pytest.raises(ValueError, match="max_steps must be >= 1"):
         _rnn(solver="dopri5", max_steps=0)
+
+
+@pytest.mark.parametrize("solver", ["euler", "dopri5", "implicit_midpoint", "kvaerno3", "reversible_heun"])
+def test_empty_batches_and_states_are_refused_at_the_entry(solver):
+    """Not an internal reduction error or a NaN blamed on f: one ValueError naming the empty input."""
+    with pytest.raises(ValueError, match=r"x holds an empty batch \(shape \(0, 5, 2\)"):
+        _rnn(solver=solver)(torch.zeros(0, 5, 2))
+    with pytest.raises(ValueError, match=r"y0 is empty \(shape \(0, 2\)\)"):
+        solvers.odeint(lambda t, y: -y, torch.zeros(0, 2), torch.linspace(0, 1, 3), method=solver, step_size=0.1)
 
 
 def test_adaptive_step_budget_is_an_odernn_option():
