@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("experiments.sweep", "one task across solvers and models"),
     "trajectory": ("experiments.trajectory.cli", "trajectory prediction on ODE systems or your own data (AFRNN "
                    "Table 3: --preset table3), energy conservation"),
+    "adding": ("experiments.adding", "the adding problem (coRNN and LEM authors' protocol) for any model and solver"),
     "screen": ("experiments.screen", "screening sweep over the AntisymmetricRNN search grid"),
     "curves": ("experiments.curves", "learning curves of training runs (table and plot)"),
     "reproduce": ("experiments.reproduce", "check a run folder's published result on the official test set"),

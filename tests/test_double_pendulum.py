@@ -132,7 +132,8 @@ def test_table3_sizes_give_the_papers_parameter_counts():
     assert counts == {"afrnn": 31004, "arnn": 41804, "frnn": 41004, "arnn2": 31004, "lstm": 123604}
     assert {m: counts[m] for m in ("afrnn", "frnn", "arnn2", "lstm")} == {
         m: REFERENCES["afrnn-table3"].rows[m][1] for m in ("afrnn", "frnn", "arnn2", "lstm")}
-    assert settings.width("arnn") == 200 and settings.layers("lstm") == 2 and settings.layers("afrnn") is None
+    assert settings.hidden_width("arnn") == 200 and settings.hidden_layers("lstm") == 2
+    assert settings.hidden_layers("afrnn") is None
 
 
 def test_current_alignment_is_the_authors_protocol():

@@ -5,6 +5,7 @@
     python -m experiments trajectory demo                        the demo (= --preset demo)
     python -m experiments trajectory make-data --system NAME --out FILE [--irregular ...]
     python -m experiments trajectory energy [--system double-pendulum] [--t-end 100 ...]   energy conservation
+    python -m experiments trajectory compare --models neural-ode lstm [--systems ...] [--seeds 0 1 2]
 
 Every model of ``--models`` is trained with the shared loop into ``<out-dir>/<model>/`` (checkpoints,
 metrics, ``result.json``); then ``<out-dir>`` gets ``table.md``, ``table.json``, ``result.json``, the
@@ -29,6 +30,7 @@ from experiments.cli_options import (ERRORS, add_threads_argument, check_output_
 from experiments.io import atomic_write_json, atomic_write_text, load_checkpoint, remove_stale_temporaries
 from experiments.resume import CONFIG_FILE, check_resume
 from experiments.stability_gate import add_stability_argument
+from experiments.trajectory import compare as cmp
 from experiments.trajectory import energy as en
 from experiments.trajectory import plots, report
 from experiments.trajectory.data import FORMATS, Trajectories, load_trajectories, save_trajectories
@@ -45,6 +47,7 @@ from experiments.training import check_resumable, check_run_folder
 RUNS = Path("runs/trajectory")
 DEMO_OUT = Path("runs/trajectory_demo")
 ENERGY_OUT = Path("runs/energy")
+COMPARE_OUT = Path("runs/trajectory_compare")
 CHECKPOINT = "checkpoint.pt"
 N_PLOTTED = 3
 
@@ -67,7 +70,7 @@ def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{demo,make-data,energy}")
+    sub = parser.add_subparsers(dest="action", metavar="{demo,make-data,energy,compare}")
     demo = sub.add_parser("demo", help="the demo: the papers' six ODE models and an LSTM on the pendulum, table and "
                           "plots (~25 s on 2 cores; a rerun reuses the finished runs)",
                           description="--preset demo into runs/trajectory_demo; a rerun reuses finished runs")
@@ -85,6 +88,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             description="long-horizon energy conservation under fixed-step and adaptive solvers")
     _add_energy(energy)
     _add_common(energy)
+
+    compare = sub.add_parser("compare", help="models over systems, regular and irregular times and seeds: mean and "
+                             "spread per system (every cell an ordinary run; a rerun continues)",
+                             description="models compared over systems, time grids and seeds")
+    compare.add_argument("--systems", nargs="+", default=list(cmp.DEFAULT_SYSTEMS), choices=tuple(SYSTEMS),
+                         metavar="SYSTEM", help=f"built-in systems (default: {' '.join(cmp.DEFAULT_SYSTEMS)})")
+    compare.add_argument("--grids", nargs="+", default=list(cmp.GRIDS), metavar="GRID",
+                         help="regular and/or irregular observation times (default: both)")
+    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+                         help="each sets the model initialisation, batch order and split (default: 0 1 2)")
+    compare.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                         help="named settings; explicit flags override them")
+    add_dataclass_arguments(compare, SimulationSettings, "generated data", exclude=("system", "irregular"))
+    add_dataclass_arguments(compare, TaskSettings, "task, models and training", exclude=("seed", "split_seed"))
+    compare.add_argument("--out-dir", type=Path, default=COMPARE_OUT, help=f"folder of the cells and the summary "
+                         f"(default {COMPARE_OUT})")
+    add_stability_argument(compare)
+    _add_common(compare)
 
     parser.add_argument("--data", type=Path, default=None, help="your trajectories: a .npz or .csv file "
                         "(see the README); instead of --system")
@@ -124,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             _make_data(args)
         elif args.action == "energy":
             _energy(args)
+        elif args.action == "compare":
+            _compare(args)
         elif args.action == "demo":
             _train(args, preset="demo", reuse=True)
         else:
@@ -238,6 +261,32 @@ def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
             f"seed {settings.seed}.")
 
 
+def _compare(args: argparse.Namespace) -> None:
+    """Every cell an ordinary run (``_train`` with reuse: finished cells are read back), then the summary."""
+    grid = cmp.cells(args.systems, args.grids, args.seeds)
+    check_output_folder(args.out_dir)
+    values = PRESETS[args.preset] if args.preset else {}
+    cell_args = {}
+    for cell in grid:  # every cell's settings checked before the first one trains
+        ns = argparse.Namespace(**{**vars(args), "system": cell.system, "irregular": cell.grid == "irregular",
+                                   "seed": cell.seed, "split_seed": cell.seed, "data": None, "resume": False,
+                                   "out_dir": args.out_dir / cell.name})
+        TaskSettings(**_merge(values.get("task", {}), given(ns, TaskSettings)))
+        _simulation(ns, values)
+        cell_args[cell] = ns
+    results = {}
+    for cell, ns in cell_args.items():
+        print(f"=== {cell.name}", flush=True)
+        results[cell] = _train(ns, preset=args.preset, reuse=True)
+    summary = cmp.summarize(results)
+    table = cmp.markdown(summary)
+    md, js = args.out_dir / "compare.md", args.out_dir / "compare.json"
+    atomic_write_text(table, md)
+    atomic_write_json({"summary": summary, "cells": [c.name for c in grid]}, js)
+    print(table)
+    print(f"wrote {md}, {js}")
+
+
 def _merge(preset: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """Flags over the preset; the preset's per-model sizes are kept only for the models trained (a --size the
     user gives for a model not trained is refused by TaskSettings)."""
@@ -248,8 +297,9 @@ def _merge(preset: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) -> None:
-    """Load or generate the trajectories, build every model (all errors before any file), train, report."""
+def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) -> list[dict[str, Any]]:
+    """Load or generate the trajectories, build every model (all errors before any file), train, report;
+    returns the models' result rows."""
     start = time.perf_counter()
     values = PRESETS[preset] if preset else {}
     settings = TaskSettings(**_merge(values.get("task", {}), given(args, TaskSettings)))
@@ -309,6 +359,7 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     if reference is not None:
         print(report.reference_markdown(rows, reference, scale))
     print(f"wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - start:.1f} s in all)")
+    return rows
 
 
 def _plots(task: PreparedTask, rows: list[dict[str, Any]], predictions: dict[str, np.ndarray], out_dir: Path,

@@ -105,7 +105,7 @@ def build_predictor(settings: TaskSettings, model: str, state_dim: int, context:
     discrete = model in DISCRETE_MODELS
     interval_feature = discrete and not uniform
     input_size = state_dim + (1 if interval_feature else 0)
-    rnn = odernn.build_rnn(model, input_size, settings.width(model), solver=settings.solver,
+    rnn = odernn.build_rnn(model, input_size, settings.hidden_width(model), solver=settings.solver,
                            step_size=settings.step_size, gamma=settings.gamma, **settings.rnn_kwargs(model))
     settings.configure(rnn)  # rtol, atol, max_steps of adaptive solvers
     return TrajectoryPredictor(rnn, state_dim, context, settings.h0, pass_times=not discrete and not uniform,

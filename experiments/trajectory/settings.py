@@ -18,9 +18,12 @@ from experiments.trajectory.flags import flag
 from experiments.trajectory.references import REFERENCES
 from experiments.trajectory.task import ALIGNMENTS
 from odernn import INTERPOLATIONS, LAYERED_MODELS, MODEL_NAMES
+from odernn.models import FIELD_OPTIONS
 
 H0_MODES = ("state", "zeros", "ones")
 DISCRETE_MODELS = ("lstm", "gru")
+MLP_OPTIONS = ("width", "depth")
+"""Settings of the neural-ODE field's MLP: passed to the models whose field takes them, refused where none does."""
 
 
 def model_size(text: str) -> tuple[str, int, int | None]:
@@ -78,6 +81,10 @@ class TaskSettings(SolverOptions):
         "input path between observations", choices=INTERPOLATIONS))
     sigma_w: float | None = field(default=None, metadata=flag(
         "recurrent init scale of the ODE fields (default: the field's)", type=float))
+    width: int | None = field(default=None, metadata=flag(
+        "hidden layer width of the neural-ODE field's MLP (default: 2 x hidden size)", type=int))
+    depth: int | None = field(default=None, metadata=flag(
+        "layers of the neural-ODE field's MLP (default 2)", type=int))
     h0: str = field(default="state", metadata=flag(
         "initial hidden state: state (a learned affine map of the first observation), zeros, or ones",
         choices=H0_MODES))
@@ -131,6 +138,16 @@ class TaskSettings(SolverOptions):
             raise ValueError(f"--size gives one model twice: {self.sizes}")
         if self.split_seed is not None and (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)):
             raise ValueError(f"split_seed must be an integer or None (the data's own order), got {self.split_seed!r}")
+        for name in MLP_OPTIONS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not any(name in FIELD_OPTIONS.get(m, ()) for m in self.models):
+                takers = [m for m, options in FIELD_OPTIONS.items() if name in options]
+                raise ValueError(f"--{name} has no effect on {', '.join(self.models)}; it applies to "
+                                 f"{', '.join(takers)}")
         single = [m for m in self.models if m not in LAYERED_MODELS]
         if self.num_layers not in (None, 1) and single:
             raise ValueError(f"--num-layers {self.num_layers} has no effect on the single-layer model(s) "
@@ -153,11 +170,11 @@ class TaskSettings(SolverOptions):
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                            grad_clip=self.grad_clip, seed=self.seed, device=self.device, progress=progress)
 
-    def width(self, model: str) -> int:
+    def hidden_width(self, model: str) -> int:
         """Hidden units (per layer) of ``model``: its ``--size``, else ``hidden_size``."""
         return next((w for m, w, _ in self.sizes if m == model), self.hidden_size)
 
-    def layers(self, model: str) -> int | None:
+    def hidden_layers(self, model: str) -> int | None:
         """Layers of ``model``: its ``--size``, else ``num_layers`` where it applies; None: build_rnn's default."""
         own = next((n for m, _, n in self.sizes if m == model), None)
         return own if own is not None else (self.num_layers if model in LAYERED_MODELS else None)
@@ -165,13 +182,15 @@ class TaskSettings(SolverOptions):
     def rnn_kwargs(self, model: str) -> dict[str, Any]:
         """Keywords for ``odernn.build_rnn`` beyond the name, sizes, solver, step size and gamma."""
         kw: dict[str, Any] = {}
-        if self.layers(model) is not None:
-            kw["num_layers"] = self.layers(model)
+        if self.hidden_layers(model) is not None:
+            kw["num_layers"] = self.hidden_layers(model)
         if model in DISCRETE_MODELS:
             return kw
         kw.update(substeps=self.substeps, interpolation=self.interpolation, rtol=self.rtol, atol=self.atol)
         if self.sigma_w is not None:
             kw["sigma_w"] = self.sigma_w
+        kw.update({name: getattr(self, name) for name in MLP_OPTIONS
+                   if getattr(self, name) is not None and name in FIELD_OPTIONS[model]})
         return kw
 
 
