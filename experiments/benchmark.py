@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--implicit", action="store_true",
                         help="add the implicit rows at eps 0.1 (implicit_midpoint against midpoint, gauss_legendre4 "
                              "against rk4; a few minutes more)")
+    parser.add_argument("--family", action="store_true",
+                        help="instead of the scan table: each ODE-RNN family model under its paper's discretisation "
+                             "against its authors' cell looped with autograd (--T, --batch; the papers' sizes)")
     parser.add_argument("--memory", action="store_true",
                         help="instead of times: bytes autograd keeps for backward, euler against reversible_heun, "
                              "at T=1000 and T=4000 (with --batch and --hidden)")
@@ -182,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.family:
+        return family(args)
     m, hidden = args.input_size, args.hidden
     field = AntisymmetricField(m, hidden, gamma=0.01)
     gated = GatedAntisymmetricField(m, hidden, gamma=0.01)
@@ -240,4 +245,19 @@ def run(args: argparse.Namespace) -> int:
               f"{times['ODERNN implicit_midpoint' + eps, T] / times['ODERNN midpoint' + eps, T]:.1f}x midpoint "
               f"(<= 10), gauss_legendre4 {times['ODERNN gauss_legendre4' + eps, T] / times['ODERNN rk4' + eps, T]:.1f}x "
               f"rk4 (<= 10)")
+    return 0
+
+
+def family(args: argparse.Namespace) -> int:
+    """The family table (``experiments.family_benchmark``): ODERNN and the authors' cell, interleaved."""
+    from experiments.family_benchmark import family_cases, family_table
+    cases = family_cases(args.input_size)
+    runs: list[Case] = [(f"{label} | {side}", args.T, fn, "auto") for label, ours, theirs in cases
+                        for side, fn in (("ours", ours), ("theirs", theirs))]
+    times = interleaved_medians(runs, {args.T: torch.randn(args.batch, args.T, args.input_size)}, args.repeats,
+                                args.warmup, not args.no_progress)
+    pairs = {label: (times[f"{label} | ours", args.T], times[f"{label} | theirs", args.T]) for label, _, _ in cases}
+    print(f"forward+backward, T={args.T}, B={args.batch}, m={args.input_size}, median of {args.repeats} after "
+          f"{args.warmup} warm-up, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(family_table(pairs))
     return 0

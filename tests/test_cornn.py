@@ -1,5 +1,5 @@
-"""coRNN as a field: under partitioned Euler over its blocks (z, y) it is the authors' update, written out
-here independently from their code's formulas; under other solvers it converges to the ODE (scipy); its
+"""coRNN as a field: under partitioned Euler over its blocks (z, y) it is the authors' update (their cell's
+formulas, transcribed in experiments.authors_cells); under other solvers it converges to the ODE (scipy); its
 parameter count is the paper's; gradients pass gradcheck."""
 from __future__ import annotations
 
@@ -8,22 +8,11 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
+from experiments import authors_cells
 from odernn import ODERNN, SequenceClassifier, build_rnn, count_parameters
 from odernn.fields import CoRNNField
 
 pytestmark = pytest.mark.usefixtures("float64")
-
-
-def official_cornn(x, linear, n, dt, gamma, epsilon):
-    """The authors' loop: hz = hz + dt (tanh(Linear([x_t, hz, hy])) - gamma hy - epsilon hz); hy = hy + dt hz."""
-    batch = x.shape[0]
-    hy, hz = x.new_zeros(batch, n), x.new_zeros(batch, n)
-    ys = []
-    for t in range(x.shape[1]):
-        hz = hz + dt * (torch.tanh(linear(torch.cat([x[:, t], hz, hy], dim=1))) - gamma * hy - epsilon * hz)
-        hy = hy + dt * hz
-        ys.append(hy)
-    return torch.stack(ys, dim=1)
 
 
 def test_partitioned_euler_is_the_authors_update():
@@ -32,7 +21,7 @@ def test_partitioned_euler_is_the_authors_update():
     rnn = ODERNN(field, "partitioned_euler", step_size=0.042)
     x = torch.randn(4, 25, 3)
     outputs, last = rnn(x)
-    expected = official_cornn(x, field.linear, 6, 0.042, 2.7, 4.7)
+    expected = authors_cells.cornn(x, field, 0.042)
     assert torch.allclose(outputs[..., 6:], expected, atol=1e-12)
     assert rnn.readout_slice == slice(6, 12)  # the readout reads the positions y
 

@@ -1,4 +1,4 @@
-"""LEM and Lipschitz RNN as fields: each paper's own update (written out here from the authors' formulas) is
+"""LEM and Lipschitz RNN as fields: each paper's own update (the authors' formulas, transcribed in experiments.authors_cells) is
 the field under the authors' scheme (partitioned Euler over LEM's blocks (z, y); forward Euler for Lipschitz
 RNN); the parameter counts are the papers'; gradcheck holds; other solvers run them."""
 from __future__ import annotations
@@ -6,38 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from experiments import authors_cells
 from odernn import ODERNN, SequenceClassifier, build_rnn, count_parameters
 from odernn.fields import LEMField, LipschitzField
 
 pytestmark = pytest.mark.usefixtures("float64")
-
-
-def official_lem(x, field, dt):
-    """The authors' LEMCell loop: both rates from y_{n-1}, z first, y with the new z."""
-    n = field.hidden_size
-    y, z = x.new_zeros(x.shape[0], n), x.new_zeros(x.shape[0], n)
-    ys = []
-    for t in range(x.shape[1]):
-        i_dt1, i_dt2, i_z, i_y = field.inp2hid(x[:, t]).chunk(4, 1)
-        h_dt1, h_dt2, h_y = field.hid2hid(y).chunk(3, 1)
-        dt_bar, dt_z = dt * torch.sigmoid(i_dt1 + h_dt1), dt * torch.sigmoid(i_dt2 + h_dt2)
-        z = (1.0 - dt_z) * z + dt_z * torch.tanh(i_y + h_y)
-        y = (1.0 - dt_bar) * y + dt_bar * torch.tanh(field.transform_z(z) + i_z)
-        ys.append(y)
-    return torch.stack(ys, dim=1)
-
-
-def official_lipschitz(x, field, eps):
-    """The authors' loop: h = h + eps alpha h A + eps tanh(h W + E x), A and W from their beta formula."""
-    n, eye = field.state_size, torch.eye(field.state_size, dtype=x.dtype)
-    b, c, beta, gamma = field.m_a, field.m_w, field.beta, field.gamma
-    A = beta * (b - b.T) + (1 - beta) * (b + b.T) - gamma * eye
-    W = beta * (c - c.T) + (1 - beta) * (c + c.T) - gamma * eye
-    h, hs = x.new_zeros(x.shape[0], n), []
-    for t in range(x.shape[1]):
-        h = h + eps * field.alpha * h @ A + eps * torch.tanh(h @ W + field.input(x[:, t]))
-        hs.append(h)
-    return torch.stack(hs, dim=1)
 
 
 def test_lem_under_partitioned_euler_is_the_authors_update():
@@ -45,7 +18,7 @@ def test_lem_under_partitioned_euler_is_the_authors_update():
     field = LEMField(3, 5)
     x = torch.randn(4, 30, 3)
     outputs, _ = ODERNN(field, "partitioned_euler", step_size=0.21)(x)
-    assert torch.allclose(outputs[..., 5:], official_lem(x, field, 0.21), atol=1e-12)
+    assert torch.allclose(outputs[..., 5:], authors_cells.lem(x, field, 0.21), atol=1e-12)
 
 
 def test_lipschitz_under_euler_is_the_authors_update():
@@ -53,7 +26,7 @@ def test_lipschitz_under_euler_is_the_authors_update():
     field = LipschitzField(3, 6, beta=0.75, gamma=0.001, alpha=1.3, init_std=8.0)
     x = torch.randn(4, 30, 3)
     outputs, _ = ODERNN(field, "euler", step_size=0.03)(x)
-    assert torch.allclose(outputs, official_lipschitz(x, field, 0.03), atol=1e-12)
+    assert torch.allclose(outputs, authors_cells.lipschitz(x, field, 0.03), atol=1e-12)
 
 
 def test_parameter_counts_of_the_smnist_models():

@@ -1,30 +1,16 @@
 """UnICORNN as a field: partitioned Euler over its blocks (z_1, y_1, ..., z_L, y_L) is the authors' stacked
-update, written out here layer by layer as their recurrence runs; the psMNIST parameter count is the paper's;
+update, as their recurrence runs layer by layer (experiments.authors_cells); the psMNIST parameter count is the paper's;
 gradcheck holds; other solvers run it."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from experiments import authors_cells
 from odernn import ODERNN, SequenceClassifier, build_rnn, count_parameters
 from odernn.fields import UnICORNNField
 
 pytestmark = pytest.mark.usefixtures("float64")
-
-
-def official_unicornn(x, field, dt):
-    """Layer by layer over the whole sequence: hz -= dt sigmoid(c) (tanh(w hy + V u_t + b) + alpha hy);
-    hy += dt sigmoid(c) hz; the next layer reads this layer's hy sequence."""
-    sequence = x
-    for linear, w, c in zip(field.inputs, field.w, field.c):
-        hy = hz = x.new_zeros(x.shape[0], w.shape[0])
-        outs, step = [], dt * torch.sigmoid(c)
-        for t in range(sequence.shape[1]):
-            hz = hz - step * (torch.tanh(w * hy + linear(sequence[:, t])) + field.alpha * hy)
-            hy = hy + step * hz
-            outs.append(hy)
-        sequence = torch.stack(outs, dim=1)
-    return sequence
 
 
 def test_partitioned_euler_is_the_authors_stacked_update():
@@ -32,7 +18,7 @@ def test_partitioned_euler_is_the_authors_stacked_update():
     field = UnICORNNField(2, [4, 3, 5], alpha=3.0)
     x = torch.randn(3, 25, 2)
     outputs, _ = ODERNN(field, "partitioned_euler", step_size=0.19)(x)
-    assert torch.allclose(outputs[..., field.blocks[-1]], official_unicornn(x, field, 0.19), atol=1e-12)
+    assert torch.allclose(outputs[..., field.blocks[-1]], authors_cells.unicornn(x, field, 0.19), atol=1e-12)
 
 
 def test_parameter_count_of_the_psmnist_model():

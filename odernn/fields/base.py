@@ -37,6 +37,24 @@ class TanhForm:
     gated: bool = False
 
 
+@dataclass(frozen=True)
+class OscillatorForm:
+    """What a field of coupled damped oscillators tells an integrator that may exploit it: on h = [z, y]
+    (velocities, then positions, n each),
+
+        z' = tanh(C [z, y] + V x + b) - gamma y - epsilon z,      y' = z
+
+    (coRNN, eq. 1 of its paper, first-order). ``coupling`` C (n, 2n) acts on [z, y], ``weight`` V (n, m) and
+    ``bias`` b (n,) on the raw input; built from the parameters with autograd, so gradients reach the field.
+    """
+
+    coupling: Tensor
+    weight: Tensor
+    bias: Tensor
+    gamma: float
+    epsilon: float
+
+
 class VectorField(nn.Module):
     """Base class: ``forward(t, h, u) -> dh/dt`` with h ``(B, state_size)`` and u ``(B, input_proj_size)``.
 
@@ -88,6 +106,11 @@ class VectorField(nn.Module):
     def tanh_form(self) -> Optional[TanhForm]:
         """The field as act(C h + V x + b) (``TanhForm``), for integrators with a fused scan; None when the
         field has no such form (the default: integrators then evaluate ``forward``)."""
+        return None
+
+    def oscillator_form(self) -> Optional[OscillatorForm]:
+        """The field as coupled damped tanh oscillators (``OscillatorForm``), for the fused symplectic scan;
+        None when it is not one (the default)."""
         return None
 
     def extra_repr(self) -> str:

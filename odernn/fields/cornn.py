@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .base import VectorField, check_positive_int
+from .base import OscillatorForm, VectorField, check_positive_int
 
 
 def check_rate(name: str, value: float) -> float:
@@ -78,6 +78,12 @@ class CoRNNField(VectorField):
         """[𝒲, W] (n, 2n): the pre-activations of the velocity units from the whole state [z, y]; the position
         units have no nonlinearity (y' = z)."""
         return torch.cat(self.matrices(), dim=1)
+
+    def oscillator_form(self) -> OscillatorForm:
+        """C = [𝒲, W], V and b of the one linear layer, gamma and epsilon: the fused symplectic scan's input."""
+        m = self.input_size
+        weight = self.linear.weight
+        return OscillatorForm(weight[:, m:], weight[:, :m], self.linear.bias, self.gamma, self.epsilon)
 
     def evaluate(self, mats: tuple[Tensor, ...], t: object, h: Tensor, u: Tensor) -> Tensor:
         w_z, w_y = mats

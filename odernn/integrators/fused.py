@@ -1,10 +1,12 @@
-"""Fused scans with hand-written BPTT (``odernn.fused``) for fields with a ``TanhForm``.
+"""Fused scans with hand-written BPTT (``odernn.fused``, ``odernn.fused_oscillator``) for fields with a
+``TanhForm`` or an ``OscillatorForm``.
 
 They compute exactly what ``SteppedScan`` computes for the same method (tested equal to 1e-10 in float64,
 values and gradients), with the input projection, every stage and the backward pass fused:
 - ``FusedRKScan``: any explicit tableau, plain (tanh) or gated (eq. 13) activation, every stage seeing the
   held sample of its interval;
-- ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks.
+- ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks;
+- ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN).
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import solvers
 
 from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
+from ..fused_oscillator import oscillator_scan
 from .base import Integrator, Settings, Solution, fixed_stats, held_input_everywhere
 from .grid import Grid
 from .stepped import SteppedScan
@@ -61,4 +64,21 @@ class FusedGaussSeidelScan(_Fused):
         sizes = [block.stop - block.start for block in field.blocks]
         states, last = tanh_gauss_seidel_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n,
                                               sizes, n)
+        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+
+
+class FusedOscillatorScan(_Fused):
+    """Partitioned (symplectic) Euler over (z, y) of z' = tanh(C [z, y] + V x + b) - gamma y - epsilon z, y' = z:
+    the coRNN authors' update."""
+
+    @classmethod
+    def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
+        return method.partitioned and field.oscillator_form() is not None and settings.interpolation == "hold"
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        form, n = field.oscillator_form(), settings.substeps
+        states, last = oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon,
+                                       grid.step / n, n)
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))

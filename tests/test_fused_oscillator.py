@@ -1,0 +1,87 @@
+"""The fused symplectic Euler scan of coRNN (``odernn.fused_oscillator``): chosen for the partitioned methods
+on an ``OscillatorForm``, equal to the generic stepped scan (values and every gradient, float64 to 1e-10,
+float32 to rounding at a training shape), gradcheck, and the fallbacks."""
+import pytest
+import torch
+
+import odernn
+from odernn.fused_oscillator import oscillator_scan
+from odernn.integrators import FusedOscillatorScan, SteppedScan
+
+
+def pair(solver: str, substeps: int = 1, dtype=torch.float64, n: int = 5, m: int = 3):
+    fused = odernn.build_rnn("cornn", m, n, solver=solver, step_size=0.07, gamma=2.0, epsilon=1.5,
+                             substeps=substeps).to(dtype)
+    generic = odernn.build_rnn("cornn", m, n, solver=solver, step_size=0.07, gamma=2.0, epsilon=1.5,
+                               substeps=substeps, fast_path=False).to(dtype)
+    generic.load_state_dict(fused.state_dict())
+    return fused, generic
+
+
+def outputs_and_grads(rnn, x, h0, weights, **times):
+    x, h0 = x.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+    out, last = rnn(x, h0, **times)
+    loss = (out * weights).sum() + last.pow(2).sum()
+    return out, last, torch.autograd.grad(loss, [x, h0, *rnn.parameters()])
+
+
+@pytest.mark.parametrize("solver", ["symplectic_euler", "partitioned_euler"])
+@pytest.mark.parametrize("substeps", [1, 3])
+def test_equal_to_the_generic_scan_in_float64(solver, substeps):
+    torch.manual_seed(0)
+    fused, generic = pair(solver, substeps)
+    assert isinstance(fused.integrator, FusedOscillatorScan) and isinstance(generic.integrator, SteppedScan)
+    x, h0 = torch.randn(4, 11, 3, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
+    weights = torch.randn(4, 11, 10, dtype=torch.float64)
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(a[1], b[1], rtol=0, atol=1e-10)
+    for ga, gb in zip(a[2], b[2]):
+        torch.testing.assert_close(ga, gb, rtol=0, atol=1e-10)
+
+
+def test_float32_at_a_training_shape():
+    torch.manual_seed(1)
+    fused, generic = pair("symplectic_euler", dtype=torch.float32, n=64, m=2)
+    x, h0 = torch.rand(50, 100, 2), torch.zeros(50, 128)
+    weights = torch.randn(50, 100, 128)
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-5)
+    for ga, gb in zip(a[2], b[2]):
+        torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-4)
+
+
+def test_gradcheck():
+    torch.manual_seed(2)
+    n, m = 3, 2
+    args = [torch.randn(2, 2 * n), torch.randn(5, 2, m), torch.randn(n, m), torch.randn(n), torch.randn(n, 2 * n)]
+    args = [a.double().requires_grad_(True) for a in args]
+    assert torch.autograd.gradcheck(lambda *a: oscillator_scan(*a, 1.3, 0.8, 0.1, 2), args)
+
+
+def test_other_methods_and_per_sample_times_take_the_generic_path():
+    torch.manual_seed(3)
+    rk4 = odernn.build_rnn("cornn", 3, 5, solver="rk4", step_size=0.07)
+    assert not isinstance(rk4.integrator, FusedOscillatorScan)
+    fused, generic = pair("symplectic_euler")
+    x, h0 = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 10, dtype=torch.float64)
+    times = torch.tensor([[0.07, 0.2, 0.3, 0.45], [0.1, 0.14, 0.3, 0.5]], dtype=torch.float64)
+    torch.testing.assert_close(fused(x, h0, times=times)[0], generic(x, h0, times=times)[0], rtol=0, atol=1e-12)
+
+
+def test_shapes_are_checked():
+    with pytest.raises(ValueError, match=r"coupling must be \(3, 6\)"):
+        oscillator_scan(torch.zeros(2, 6), torch.zeros(4, 2, 1), torch.zeros(3, 1), torch.zeros(3),
+                        torch.zeros(3, 3), 1.0, 1.0, 0.1)
+    with pytest.raises(ValueError, match="expected h0"):
+        oscillator_scan(torch.zeros(2, 5), torch.zeros(4, 2, 1), torch.zeros(3, 1), torch.zeros(3),
+                        torch.zeros(3, 6), 1.0, 1.0, 0.1)
+
+
+def test_family_benchmark_times_every_model_against_its_authors_cell(capsys):
+    from experiments.__main__ import main
+    assert main(["benchmark", "--family", "--T", "10", "--batch", "2", "--repeats", "1", "--warmup", "0",
+                 "--no-progress", "--threads", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "x |" in line]
+    assert [row.split()[1] for row in rows] == ["cornn", "lem", "unicornn", "lipschitz"]
+    assert "FusedOscillatorScan" in rows[0] and all(float(row.split("|")[-2].strip()[:-1]) > 0 for row in rows)
