@@ -58,6 +58,21 @@ def test_prepare_normalises_with_training_statistics_and_builds_targets():
         prepare(traj, context=6, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0)
 
 
+def test_data_the_task_cannot_use_is_refused_with_its_reason():
+    huge = trajectories(n=12, length=5, d=2)
+    huge.states *= 1e300  # finite, but its variance overflows float64
+    with pytest.raises(ValueError, match="too large to standardise.*rescale the data"):
+        prepare(huge, context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0)
+    big = trajectories(n=12, length=5, d=2)
+    big.states *= 1e39  # beyond float32 without standardisation
+    with pytest.raises(ValueError, match="exceed float32's range"):
+        prepare(big, context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0, normalize=False)
+    same = trajectories(n=12, length=5, d=2)
+    same.states[:] = same.states[:1]
+    with pytest.raises(ValueError, match="training trajectories are all the same"):
+        prepare(same, context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0)
+
+
 def test_uniform_grid_detection():
     assert is_uniform_grid(trajectories().times)
     assert is_uniform_grid(trajectories(offset=True).times)  # shifted starts: still one grid

@@ -184,12 +184,21 @@ def prepare(trajectories: Trajectories, context: int, step_size: float, split: t
         raise ValueError(f"unknown input alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
     train, val, test = split_indices(trajectories.n, split, split_seed)
     indices = {"train": train, "val": val, "test": test}
+    if np.ptp(trajectories.states[train], axis=0).max() == 0:
+        raise ValueError("the training trajectories are all the same: the mean predictor is exact and there is "
+                         "nothing to learn; give trajectories that differ")
     normalizer = Normalizer.fit(trajectories.states[train], normalize)
+    if not (np.isfinite(normalizer.mean).all() and np.isfinite(normalizer.std).all()):
+        raise ValueError(f"the states are too large to standardise: their mean or variance overflows float64 "
+                         f"(largest |value| {np.abs(trajectories.states).max():.3g}); rescale the data")
     spacing = float(np.median(np.diff(trajectories.times[train], axis=1)))
     uniform = is_uniform_grid(trajectories.times)
     datasets = {}
     for name, idx in indices.items():
         states = normalizer.apply(trajectories.states[idx])
+        if np.abs(states).max() >= np.finfo(np.float32).max:
+            raise ValueError(f"the {name} states exceed float32's range in the model's units (largest |value| "
+                             f"{np.abs(states).max():.3g}); rescale the data, or standardise it (--normalize)")
         x = pack_inputs(states, trajectories.times[idx], context, step_size, spacing, alignment)
         y = torch.as_tensor(states[:, context:], dtype=torch.float32)
         datasets[name] = TensorDataset(x, y)
