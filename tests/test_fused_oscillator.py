@@ -85,3 +85,40 @@ def test_family_benchmark_times_every_model_against_its_authors_cell(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "x |" in line]
     assert [row.split()[1] for row in rows] == ["cornn", "lem", "unicornn", "lipschitz"]
     assert "FusedOscillatorScan" in rows[0] and all(float(row.split("|")[-2].strip()[:-1]) > 0 for row in rows)
+
+
+def unicornn_pair(substeps: int = 1, dtype=torch.float64):
+    fused = odernn.build_rnn("unicornn", 3, [4, 5, 3], solver="symplectic_euler", step_size=0.19, alpha=3.0,
+                             substeps=substeps).to(dtype)
+    generic = odernn.build_rnn("unicornn", 3, [4, 5, 3], solver="symplectic_euler", step_size=0.19, alpha=3.0,
+                               substeps=substeps, fast_path=False).to(dtype)
+    generic.load_state_dict(fused.state_dict())
+    return fused, generic
+
+
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_unicornn_scan_equals_the_generic_scan_in_float64(substeps):
+    """Three layers of different widths: layer by layer equals the Gauss-Seidel order over all six blocks."""
+    from odernn.integrators import FusedIndependentOscillatorScan
+    torch.manual_seed(4)
+    fused, generic = unicornn_pair(substeps)
+    assert isinstance(fused.integrator, FusedIndependentOscillatorScan)
+    x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 24, dtype=torch.float64)
+    weights = torch.randn(4, 9, 24, dtype=torch.float64)
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
+        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+
+
+def test_unicornn_scan_gradcheck():
+    from odernn.fused_unicornn import independent_oscillator_scan
+    torch.manual_seed(5)
+    widths, m = [2, 3], 2
+    tensors = [torch.randn(2, 10), torch.randn(4, 2, m), torch.randn(2, m), torch.randn(2), torch.rand(2),
+               torch.randn(2), torch.randn(3, 2), torch.randn(3), torch.rand(3), torch.randn(3)]
+    tensors = [t.double().requires_grad_(True) for t in tensors]
+
+    def scan(h0, x, v1, b1, w1, c1, v2, b2, w2, c2):
+        return independent_oscillator_scan(h0, x, (v1, v2), (b1, b2), (w1, w2), (c1, c2), 2.0, 0.2, 2)
+
+    assert torch.autograd.gradcheck(scan, tensors)

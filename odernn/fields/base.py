@@ -55,6 +55,25 @@ class OscillatorForm:
     epsilon: float
 
 
+@dataclass(frozen=True)
+class IndependentOscillatorForm:
+    """Stacked layers of independent undamped oscillators with per-neuron time scales (UnICORNN): layer l on
+    [z_l, y_l] reads the positions of the layer below (layer 1 the input) through ``weights[l]``,
+    ``biases[l]``:
+
+        z_l' = -sigmoid(c_l) [tanh(w_l y_l + V_l y_{l-1} + b_l) + alpha y_l],      y_l' = sigmoid(c_l) z_l,
+
+    with ``w`` and ``c`` per-neuron vectors (the recurrence is elementwise). Tensors of the parameters, so
+    gradients reach the field.
+    """
+
+    weights: tuple[Tensor, ...]
+    biases: tuple[Tensor, ...]
+    w: tuple[Tensor, ...]
+    c: tuple[Tensor, ...]
+    alpha: float
+
+
 class VectorField(nn.Module):
     """Base class: ``forward(t, h, u) -> dh/dt`` with h ``(B, state_size)`` and u ``(B, input_proj_size)``.
 
@@ -111,6 +130,11 @@ class VectorField(nn.Module):
     def oscillator_form(self) -> Optional[OscillatorForm]:
         """The field as coupled damped tanh oscillators (``OscillatorForm``), for the fused symplectic scan;
         None when it is not one (the default)."""
+        return None
+
+    def independent_oscillator_form(self) -> Optional[IndependentOscillatorForm]:
+        """The field as stacked independent oscillators (``IndependentOscillatorForm``), for the fused
+        symplectic scan; None when it is not one (the default)."""
         return None
 
     def extra_repr(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import VectorField, check_positive_int, check_sizes
+from .base import IndependentOscillatorForm, VectorField, check_positive_int, check_sizes
 
 
 class UnICORNNField(VectorField):
@@ -72,6 +72,12 @@ class UnICORNNField(VectorField):
             out += [dz, rates[l] * z]
             below = y
         return torch.cat(out, dim=-1)
+
+    def independent_oscillator_form(self) -> IndependentOscillatorForm:
+        """Each layer's V_l, b_l, w_l and c_l, and alpha: the fused symplectic scan's input."""
+        return IndependentOscillatorForm(tuple(layer.weight for layer in self.inputs),
+                                         tuple(layer.bias for layer in self.inputs), tuple(self.w), tuple(self.c),
+                                         self.alpha)
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, layer_sizes={self.layer_sizes}, alpha={self.alpha}"

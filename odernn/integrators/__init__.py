@@ -1,8 +1,8 @@
 """Integrators: how ``ODERNN`` integrates a field over a sequence, one object per way (``Integrator``).
 
 ``resolve(method, field, settings)`` picks, once, the first integrator in ``REGISTRY`` that supports the
-method on the field: a fused scan where the field has a ``TanhForm`` or an ``OscillatorForm`` (and
-``fast_path`` is on), the
+method on the field: a fused scan where the field has a ``TanhForm``, an ``OscillatorForm`` or an
+``IndependentOscillatorForm`` (and ``fast_path`` is on), the
 reversible scan (O(1)-memory backward) for reversible Heun, else the generic stepped scan (every fixed,
 implicit and partitioned method on every field) or the adaptive solve.
 """
@@ -14,15 +14,16 @@ from ..fields.base import VectorField
 from .adaptive import AdaptiveSolve
 from .base import Integrator, Settings, Solution
 from .grid import Grid
-from .fused import FusedGaussSeidelScan, FusedOscillatorScan, FusedRKScan
+from .fused import FusedGaussSeidelScan, FusedIndependentOscillatorScan, FusedOscillatorScan, FusedRKScan
 from .reversible import ReversibleScan
 from .stepped import SteppedScan
 
-REGISTRY: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan, ReversibleScan,
-                                          SteppedScan, AdaptiveSolve)
+REGISTRY: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
+                                          FusedIndependentOscillatorScan, ReversibleScan, SteppedScan, AdaptiveSolve)
 """Integrators in order of preference; the fused scans come first."""
 
-FUSED: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan)
+FUSED: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
+                                       FusedIndependentOscillatorScan)
 
 
 def resolve(method: solvers.Method, field: VectorField, settings: Settings, fast_path: bool = True) -> Integrator:
@@ -34,5 +35,5 @@ def resolve(method: solvers.Method, field: VectorField, settings: Settings, fast
     raise ValueError(f"no integrator runs method {method.name!r} ({method.kind}) on {type(field).__name__}")
 
 
-__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedGaussSeidelScan", "FusedOscillatorScan",
+__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedGaussSeidelScan", "FusedOscillatorScan", "FusedIndependentOscillatorScan",
            "SteppedScan", "AdaptiveSolve", "ReversibleScan"]

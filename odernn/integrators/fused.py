@@ -1,12 +1,13 @@
 """Fused scans with hand-written BPTT (``odernn.fused``, ``odernn.fused_oscillator``) for fields with a
-``TanhForm`` or an ``OscillatorForm``.
+``TanhForm``, an ``OscillatorForm`` or an ``IndependentOscillatorForm``.
 
 They compute exactly what ``SteppedScan`` computes for the same method (tested equal to 1e-10 in float64,
 values and gradients), with the input projection, every stage and the backward pass fused:
 - ``FusedRKScan``: any explicit tableau, plain (tanh) or gated (eq. 13) activation, every stage seeing the
   held sample of its interval;
 - ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks;
-- ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN).
+- ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN);
+- ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN).
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import solvers
 from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
 from ..fused_oscillator import oscillator_scan
+from ..fused_unicornn import independent_oscillator_scan
 from .base import Integrator, Settings, Solution, fixed_stats, held_input_everywhere
 from .grid import Grid
 from .stepped import SteppedScan
@@ -81,4 +83,22 @@ class FusedOscillatorScan(_Fused):
         form, n = field.oscillator_form(), settings.substeps
         states, last = oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon,
                                        grid.step / n, n)
+        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+
+
+class FusedIndependentOscillatorScan(_Fused):
+    """Partitioned (symplectic) Euler over [z_1, y_1, ..., z_L, y_L] of stacked independent oscillators: the
+    UnICORNN authors' update, layer by layer."""
+
+    @classmethod
+    def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
+        return (method.partitioned and field.independent_oscillator_form() is not None
+                and settings.interpolation == "hold")
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        form, n = field.independent_oscillator_form(), settings.substeps
+        states, last = independent_oscillator_scan(h0, x, form.weights, form.biases, form.w, form.c, form.alpha,
+                                                   grid.step / n, n)
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
