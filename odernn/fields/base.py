@@ -74,6 +74,19 @@ class IndependentOscillatorForm:
     alpha: float
 
 
+@dataclass(frozen=True)
+class LEMForm:
+    """LEM's layers (``fields.lem``), for its fused partitioned Euler scan: ``weight``, ``bias`` of inp2hid
+    (4n, m), ``w_h``, ``b_h`` of hid2hid (3n, n) and ``w_z``, ``b_z`` of transform_z (n, n)."""
+
+    weight: Tensor
+    bias: Tensor
+    w_h: Tensor
+    b_h: Tensor
+    w_z: Tensor
+    b_z: Tensor
+
+
 class VectorField(nn.Module):
     """Base class: ``forward(t, h, u) -> dh/dt`` with h ``(B, state_size)`` and u ``(B, input_proj_size)``.
 
@@ -135,6 +148,10 @@ class VectorField(nn.Module):
     def independent_oscillator_form(self) -> Optional[IndependentOscillatorForm]:
         """The field as stacked independent oscillators (``IndependentOscillatorForm``), for the fused
         symplectic scan; None when it is not one (the default)."""
+        return None
+
+    def lem_form(self) -> Optional[LEMForm]:
+        """The field as LEM's layers (``LEMForm``), for its fused scan; None when it is not LEM (the default)."""
         return None
 
     def extra_repr(self) -> str:

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import VectorField, check_positive_int
+from .base import LEMForm, VectorField, check_positive_int
 
 
 class LEMField(VectorField):
@@ -66,6 +66,10 @@ class LEMField(VectorField):
         dz = torch.sigmoid(i_dt2 + h_dt2) * (torch.tanh(i_y + h_y) - z)
         dy = torch.sigmoid(i_dt1 + h_dt1) * (torch.tanh(z @ w_z.T + b_z + i_z) - y)
         return torch.cat([dz, dy], dim=-1)
+
+    def lem_form(self) -> LEMForm:
+        return LEMForm(self.inp2hid.weight, self.inp2hid.bias, self.hid2hid.weight, self.hid2hid.bias,
+                       self.transform_z.weight, self.transform_z.bias)
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}"

@@ -1,5 +1,5 @@
 """Fused scans with hand-written BPTT (``odernn.fused``, ``odernn.fused_oscillator``) for fields with a
-``TanhForm``, an ``OscillatorForm`` or an ``IndependentOscillatorForm``.
+``TanhForm``, an ``OscillatorForm``, an ``IndependentOscillatorForm`` or a ``LEMForm``.
 
 They compute exactly what ``SteppedScan`` computes for the same method (tested equal to 1e-10 in float64,
 values and gradients), with the input projection, every stage and the backward pass fused:
@@ -7,7 +7,8 @@ values and gradients), with the input projection, every stage and the backward p
   held sample of its interval;
 - ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks;
 - ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN);
-- ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN).
+- ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN);
+- ``FusedLEMScan``: partitioned Euler over LEM's (z, y).
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import solvers
 from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
 from ..fused_oscillator import oscillator_scan
+from ..fused_lem import lem_scan
 from ..fused_unicornn import independent_oscillator_scan
 from .base import Integrator, Settings, Solution, fixed_stats, held_input_everywhere
 from .grid import Grid
@@ -101,4 +103,20 @@ class FusedIndependentOscillatorScan(_Fused):
         form, n = field.independent_oscillator_form(), settings.substeps
         states, last = independent_oscillator_scan(h0, x, form.weights, form.biases, form.w, form.c, form.alpha,
                                                    grid.step / n, n)
+        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+
+
+class FusedLEMScan(_Fused):
+    """Partitioned Euler over LEM's (z, y): the LEM authors' update."""
+
+    @classmethod
+    def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
+        return method.partitioned and field.lem_form() is not None and settings.interpolation == "hold"
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        form, n = field.lem_form(), settings.substeps
+        states, last = lem_scan(h0, x, form.weight, form.bias, form.w_h, form.b_h, form.w_z, form.b_z,
+                                grid.step / n, n)
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))

@@ -1,6 +1,7 @@
-"""The fused symplectic Euler scan of coRNN (``odernn.fused_oscillator``): chosen for the partitioned methods
-on an ``OscillatorForm``, equal to the generic stepped scan (values and every gradient, float64 to 1e-10,
-float32 to rounding at a training shape), gradcheck, and the fallbacks."""
+"""The family's fused scans under their papers' partitioned (symplectic) Euler: coRNN (``odernn.fused_oscillator``),
+UnICORNN (``odernn.fused_unicornn``) and LEM (``odernn.fused_lem``), each chosen for the partitioned methods
+on its field's form and equal to the generic stepped scan (values and every gradient, float64 to 1e-10,
+float32 to rounding at a training shape), gradcheck, the fallbacks, and the family benchmark."""
 import pytest
 import torch
 
@@ -122,3 +123,29 @@ def test_unicornn_scan_gradcheck():
         return independent_oscillator_scan(h0, x, (v1, v2), (b1, b2), (w1, w2), (c1, c2), 2.0, 0.2, 2)
 
     assert torch.autograd.gradcheck(scan, tensors)
+
+
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_lem_scan_equals_the_generic_scan_in_float64(substeps):
+    from odernn.integrators import FusedLEMScan
+    torch.manual_seed(6)
+    fused = odernn.build_rnn("lem", 3, 5, solver="partitioned_euler", step_size=0.21, substeps=substeps).double()
+    generic = odernn.build_rnn("lem", 3, 5, solver="partitioned_euler", step_size=0.21, substeps=substeps,
+                               fast_path=False).double()
+    generic.load_state_dict(fused.state_dict())
+    assert isinstance(fused.integrator, FusedLEMScan)
+    x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
+    weights = torch.randn(4, 9, 10, dtype=torch.float64)
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
+        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+
+
+def test_lem_scan_gradcheck():
+    from odernn.fused_lem import lem_scan
+    torch.manual_seed(7)
+    n, m = 2, 2
+    tensors = [torch.randn(3, 2 * n), torch.randn(4, 3, m), torch.randn(4 * n, m), torch.randn(4 * n),
+               torch.randn(3 * n, n), torch.randn(3 * n), torch.randn(n, n), torch.randn(n)]
+    tensors = [t.double().requires_grad_(True) for t in tensors]
+    assert torch.autograd.gradcheck(lambda *t: lem_scan(*t, 0.3, 2), tensors)
