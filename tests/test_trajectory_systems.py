@@ -28,6 +28,7 @@ REFERENCE = {
     "damped-oscillator": lambda y, p: np.array([y[1], -p.omega**2 * y[0] - 2 * p.zeta * p.omega * y[1]]),
     "van-der-pol": lambda y, p: np.array([y[1], p.mu * (1 - y[0] ** 2) * y[1] - y[0]]),
     "lorenz63": lambda y, p: np.array([p.sigma * (y[1] - y[0]), y[0] * (p.rho - y[2]) - y[1], y[0] * y[1] - p.beta * y[2]]),
+    "fitzhugh-nagumo": lambda y, p: np.array([y[0] - y[0] ** 3 / 3 - y[1] + p.I, p.eps * (y[0] + p.a - p.b * y[1])]),
     "double-pendulum": _double_pendulum,
 }
 

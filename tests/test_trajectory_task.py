@@ -176,3 +176,35 @@ def test_an_rnn_without_times_is_refused_clearly():
 def test_bad_task_settings_fail_clearly(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TaskSettings(**kwargs)
+
+
+def test_one_step_prediction_reads_every_observation_and_predicts_the_next():
+    """The LEM authors' FitzHugh-Nagumo protocol: input y_0..y_{T-2}, targets y_1..y_{T-1}, causal."""
+    traj = trajectories(n=12, length=7, d=3)
+    task = prepare(traj, context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0, normalize=False,
+                   objective="one-step", observed=("y2", "y0"))
+    assert task.state_dim == 2 and task.first_target == 1 and task.horizon == 6
+    x, y = task.datasets["test"].tensors
+    states = traj.states[task.indices["test"]][..., [2, 0]]
+    np.testing.assert_allclose(x[..., :2].numpy(), states[:, :-1], rtol=1e-6)  # every observation but the last
+    np.testing.assert_allclose(y.numpy(), states[:, 1:], rtol=1e-6)
+    np.testing.assert_allclose(task.persistence("test"), states[:, :-1])  # the previous observation
+    net = build_predictor(TaskSettings(models=("antisymmetric",), hidden_size=4, objective="one-step"),
+                          "antisymmetric", 2, task.first_target, task.uniform)
+    out = net(x)
+    assert out.shape == y.shape
+    later = x.clone()
+    later[:, 4:, :2] += 1.0  # observations from y_4 on change no prediction of y_1..y_4
+    changed = (net(later) - out).abs().amax(dim=(0, 2))
+    assert bool((changed[:4] == 0).all()) and bool((changed[4:] > 0).all())
+
+
+def test_one_step_and_observed_settings_are_checked():
+    with pytest.raises(ValueError, match="--context 3 has no effect in one-step prediction"):
+        TaskSettings(objective="one-step", context=3)
+    with pytest.raises(ValueError, match="needs --alignment previous"):
+        TaskSettings(objective="one-step", alignment="current")
+    with pytest.raises(ValueError, match="names a variable twice"):
+        TaskSettings(observed=("v", "v"))
+    with pytest.raises(ValueError, match="--observed q: not a state variable of these trajectories"):
+        prepare(trajectories(), context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0, observed=("q",))

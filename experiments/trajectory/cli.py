@@ -253,9 +253,13 @@ def _description(task: PreparedTask, name: str, settings: TaskSettings) -> str:
     units = "standardised units (training mean and std per variable)" if settings.normalize else "data units"
     order = "in the data's order" if settings.split_seed is None else f"seed {settings.split_seed}"
     sizes = "".join(f", {m} {w}" + (f"x{n}" if n else "") for m, w, n in settings.sizes)
+    reading = (f"One-step prediction: every observation read, the next one predicted ({task.horizon} per trajectory)"
+               if task.one_step else f"Context {task.context} observation(s), {task.horizon} predicted")
+    if settings.observed:
+        reading += f"; observed: {', '.join(settings.observed)}"
     return (f"Data: {name}, {task.trajectories.n} trajectories x {task.trajectories.length} observations on {times}; "
-            f"split {split['train']}/{split['val']}/{split['test']} ({order}). Context {task.context} "
-            f"observation(s), {task.horizon} predicted, inputs aligned {settings.alignment}. MSE per element on the "
+            f"split {split['train']}/{split['val']}/{split['test']} ({order}). {reading}, inputs aligned "
+            f"{settings.alignment}. MSE per element on the "
             f"test set, in {units}; epoch chosen on validation. Hidden {settings.hidden_size}{sizes}, "
             f"h0 = {settings.h0}, {settings.optimizer} lr {settings.lr:g}, batch {settings.batch_size}, "
             f"seed {settings.seed}.")
@@ -308,8 +312,9 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     check_output_folder(out_dir)
     traj, name = _load_or_generate(args, simulation)
     task = prepare(traj, settings.context, settings.step_size, settings.split, settings.split_seed, settings.normalize,
-                   settings.alignment)
-    models = {m: build_predictor(settings, m, task.state_dim, task.context, task.uniform) for m in settings.models}
+                   settings.alignment, settings.objective, settings.observed)
+    models = {m: build_predictor(settings, m, task.state_dim, task.first_target, task.uniform)
+              for m in settings.models}
     resume_flag = getattr(args, "resume", False)
     started = (out_dir / CONFIG_FILE).is_file()
     if resume_flag and not started:
@@ -369,11 +374,11 @@ def _plots(task: PreparedTask, rows: list[dict[str, Any]], predictions: dict[str
     truth = test.states[:k]
     shown = {m: task.normalizer.invert(p[:k]) for m, p in predictions.items()}
     names = test.state_names
-    paths = [plots.plot_rollouts(test.times[:k], truth, shown, task.context, names, out_dir / "rollouts.png",
+    paths = [plots.plot_rollouts(test.times[:k], truth, shown, task.first_target, names, out_dir / "rollouts.png",
                                  f"{name}: truth (black, one dot per observation, context circled) and predictions (dashed)")]
     if task.state_dim == 2:
-        paths.append(plots.plot_phase(truth, {m: np.concatenate([truth[:, :task.context], p], axis=1)
-                                              for m, p in shown.items()}, task.context, names,
+        paths.append(plots.plot_phase(truth, {m: np.concatenate([truth[:, :task.first_target], p], axis=1)
+                                              for m, p in shown.items()}, task.first_target, names,
                                       out_dir / "phase.png", f"{name}: phase portraits"))
     ref = rows[0]["horizon"]
     horizon = {r["model"]: r["horizon"]["mse"] for r in rows}

@@ -40,11 +40,11 @@ def _hidden_layout(rnn: nn.Module) -> tuple[str, int, int]:
 
 
 class TrajectoryPredictor(nn.Module):
-    """``forward(packed (B, T - 1 + lead, d + 2)) -> predictions (B, T - context, d)`` (inputs packed by
+    """``forward(packed (B, T - 1 + lead, d + 2)) -> predictions (B, T - first_target, d)`` (inputs packed by
     :func:`experiments.trajectory.task.pack_inputs`; ``lead`` reading steps come before the first observation's
     time, see :data:`experiments.trajectory.task.ALIGNMENTS`)."""
 
-    def __init__(self, rnn: nn.Module, state_dim: int, context: int, h0: str = "state", pass_times: bool = False,
+    def __init__(self, rnn: nn.Module, state_dim: int, first_target: int, h0: str = "state", pass_times: bool = False,
                  interval_feature: bool = False, lead: int = 0) -> None:
         super().__init__()
         if pass_times and not accepts_times(rnn):
@@ -54,7 +54,7 @@ class TrajectoryPredictor(nn.Module):
                 f"cannot follow them; train the ODE models on uniformly sampled data, or use lstm/gru (they read "
                 f"the interval length as an input)")
         self.regressor = odernn.TrajectoryRegressor(rnn, state_dim)
-        self.state_dim, self.context, self.h0_mode = state_dim, context, h0
+        self.state_dim, self.first_target, self.h0_mode = state_dim, first_target, h0
         self.pass_times, self.interval_feature = pass_times, interval_feature
         self.lead = lead  # reading steps before the first observation (task.ALIGNMENTS)
         kind, layers, width = _hidden_layout(rnn)
@@ -96,10 +96,11 @@ class TrajectoryPredictor(nn.Module):
             predictions = self.regressor.readout(outputs[..., self.rnn.readout_slice])
         else:
             predictions = self.regressor(x, h0)
-        return predictions[:, self.context - 1 + self.lead:]
+        return predictions[:, self.first_target - 1 + self.lead:]
 
 
-def build_predictor(settings: TaskSettings, model: str, state_dim: int, context: int, uniform: bool) -> TrajectoryPredictor:
+def build_predictor(settings: TaskSettings, model: str, state_dim: int, first_target: int,
+                    uniform: bool) -> TrajectoryPredictor:
     """The model named ``model`` with ``settings``' sizes, solver and input alignment, seeded by ``settings.seed``."""
     torch.manual_seed(settings.seed)
     discrete = model in DISCRETE_MODELS
@@ -108,5 +109,5 @@ def build_predictor(settings: TaskSettings, model: str, state_dim: int, context:
     rnn = odernn.build_rnn(model, input_size, settings.hidden_width(model), solver=settings.solver,
                            step_size=settings.step_size, gamma=settings.gamma, **settings.rnn_kwargs(model))
     settings.configure(rnn)  # rtol, atol, max_steps of adaptive solvers
-    return TrajectoryPredictor(rnn, state_dim, context, settings.h0, pass_times=not discrete and not uniform,
+    return TrajectoryPredictor(rnn, state_dim, first_target, settings.h0, pass_times=not discrete and not uniform,
                                interval_feature=interval_feature, lead=ALIGNMENTS[settings.alignment])

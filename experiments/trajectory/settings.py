@@ -16,7 +16,7 @@ from experiments.resume import FREE, GROW
 from experiments.training import OPTIMIZERS, TrainConfig
 from experiments.trajectory.flags import flag
 from experiments.trajectory.references import REFERENCES
-from experiments.trajectory.task import ALIGNMENTS
+from experiments.trajectory.task import ALIGNMENTS, OBJECTIVES
 from odernn import INTERPOLATIONS, LAYERED_MODELS, MODEL_NAMES
 from odernn.models import FIELD_OPTIONS
 
@@ -59,6 +59,12 @@ class TaskSettings(SolverOptions):
 
     models: tuple[str, ...] = field(default=("antisymmetric", "afrnn", "gated", "lstm"), metadata=flag(
         "models to train, any of odernn.MODEL_NAMES", nargs="+", choices=MODEL_NAMES, metavar="MODEL"))
+    objective: str = field(default="rollout", metadata=flag(
+        "rollout: predict the rest of each trajectory from its first --context observations; one-step: predict each "
+        "next observation from all before it (the LEM authors' FitzHugh-Nagumo task)", choices=OBJECTIVES))
+    observed: tuple[str, ...] = field(default=(), metadata=flag(
+        "the state variables the models read and predict (default: all), by name", nargs="+", type=str,
+        metavar="NAME"))
     context: int = field(default=1, metadata=flag(
         "observations the model sees before predicting the rest (1: the papers' protocol, the first state only)"))
     alignment: str = field(default="previous", metadata=flag(
@@ -124,6 +130,16 @@ class TaskSettings(SolverOptions):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_layers is not None and self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
+        if self.objective == "one-step" and self.context != 1:
+            raise ValueError(f"--context {self.context} has no effect in one-step prediction (every observation is "
+                             f"read); drop it, or use --objective rollout")
+        if self.objective == "one-step" and self.alignment != "previous":
+            raise ValueError("one-step prediction needs --alignment previous: with 'current' the step that ends at an "
+                             "observation reads it, so its output would see its own target")
+        if len(set(self.observed)) != len(self.observed):
+            raise ValueError(f"--observed names a variable twice: {' '.join(self.observed)}")
         for entry in self.sizes:
             model, width, layers = entry
             if model not in self.models:

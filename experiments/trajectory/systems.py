@@ -7,6 +7,7 @@ parameters and initial-condition ranges are one frozen dataclass, ``System.Param
 | damped-oscillator | (x, v) | x' = v, v' = -omega^2 x - 2 zeta omega v | x, v in [-amplitude, amplitude] |
 | van-der-pol | (x, v) | x' = v, v' = mu (1 - x^2) v - x | x, v in [-amplitude, amplitude] |
 | lorenz63 | (x, y, z) | x' = sigma (y - x), y' = x (rho - z) - y, z' = x y - beta z | x, y in [-xy_range, xy_range], z in [z_min, z_max] |
+| fitzhugh-nagumo | (v, w) | v' = v - v^3/3 - w + I, w' = eps (v + a - b w) (I 0.5, a 0.7, b 0.8, eps 0.02) | v in [-max_v, max_v], w = 0 |
 | double-pendulum | (theta1, omega1, theta2, omega2) | AFRNN paper eq. 19-20 | each in [-max_degrees, max_degrees] degrees (deg/s), the authors' ranges |
 
 Conservative systems (pendulum without damping, double-pendulum) also give ``energy(y)`` and
@@ -223,6 +224,39 @@ class Lorenz63(System):
                          rng.uniform(p.z_min, p.z_max, n)), axis=-1)
 
 
+class FitzHughNagumo(System):
+    """The FitzHugh-Nagumo neuron, v' = v - v^3 / 3 - w + I, w' = eps (v + a - b w), as the LEM authors' task
+    draws it: v starts uniform in [-max_v, max_v], w at 0, 1001 observations over 0..400."""
+
+    @dataclass(frozen=True)
+    class Params:
+        I: float = 0.5
+        a: float = 0.7
+        b: float = 0.8
+        eps: float = 0.02
+        max_v: float = 1.0  # v starts uniform in [-max_v, max_v]; w at 0
+
+        def __post_init__(self) -> None:
+            _check_positive(self, "eps", "max_v")
+            for name in ("I", "a", "b"):
+                if not math.isfinite(getattr(self, name)):
+                    raise ValueError(f"FitzHughNagumo parameter {name} must be finite, got {getattr(self, name)!r}")
+
+    name = "fitzhugh-nagumo"
+    state_names = ("v", "w")
+    default_dt = 0.4
+    default_steps = 1001
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        self.check_state(y)
+        v, w = y.unbind(-1)
+        p = self.params
+        return torch.stack((v - v**3 / 3 - w + p.I, p.eps * (v + p.a - p.b * w)), dim=-1)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return np.stack((rng.uniform(-self.params.max_v, self.params.max_v, n), np.zeros(n)), axis=-1)
+
+
 class DoublePendulum(System):
     """The planar double pendulum of the AFRNN paper (Section 5.3): state ``[theta1, omega1, theta2, omega2]``
     in radians and rad/s, angles from the downward vertical (the authors' convention); eq. 19 gives theta1'',
@@ -289,7 +323,8 @@ class DoublePendulum(System):
 
 
 SYSTEMS: dict[str, type[System]] = {cls.name: cls for cls in
-                                    (DampedOscillator, Pendulum, VanDerPol, Lorenz63, DoublePendulum)}
+                                    (DampedOscillator, Pendulum, VanDerPol, Lorenz63, FitzHughNagumo,
+                                     DoublePendulum)}
 
 
 def get_system(name: str, **params: float) -> System:

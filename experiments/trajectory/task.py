@@ -20,7 +20,11 @@ a prediction of y_j never sees y_j. The packed input tensor carries, per step, t
 interval length relative to Delta, (s_j - s_{j-1}) / eps, and the model time s_j;
 :class:`experiments.trajectory.model.TrajectoryPredictor` unpacks them.
 
-**Targets** are y_k..y_{T-1} (T - k of them). **Reference predictors** (same units): the mean predictor
+**One-step prediction** (``objective="one-step"``, the LEM authors' FitzHugh-Nagumo task): every observation is
+an input (x_j = y_{j-1} for all j) and the model predicts each next one, y_1..y_{T-1}; ``context`` does not
+apply. ``observed`` (state names) keeps only those variables as inputs and targets (partial observation).
+
+**Targets** are y_k..y_{T-1} (T - k of them; k = 1 for one-step prediction). **Reference predictors** (same units): the mean predictor
 (at each test observation, the mean over training trajectories of their state at the same time after their
 start, linearly interpolated, held at the ends; on a shared grid this is the mean at each time index) and
 persistence (the last context state y_{k-1}, held).
@@ -39,6 +43,9 @@ from experiments.trajectory.data import Trajectories
 
 PLACEHOLDER = 1.0
 UNIFORM_RTOL = 1e-9
+OBJECTIVES = ("rollout", "one-step")
+"""Predict the rest of each trajectory from its first ``context`` observations, or each next observation from
+all the ones before it."""
 ALIGNMENTS = {"previous": 0, "current": 1}
 """Input alignments and the extra steps each takes before the first observation's time (the *lead*)."""
 
@@ -106,6 +113,12 @@ class PreparedTask:
     uniform: bool
     datasets: dict[str, TensorDataset]
     alignment: str = "previous"
+    one_step: bool = False
+
+    @property
+    def first_target(self) -> int:
+        """Index of the first predicted observation: ``context``, or 1 in one-step prediction."""
+        return 1 if self.one_step else self.context
 
     @property
     def state_dim(self) -> int:
@@ -113,8 +126,8 @@ class PreparedTask:
 
     @property
     def horizon(self) -> int:
-        """Number of predicted observations per trajectory, T - context."""
-        return self.trajectories.length - self.context
+        """Number of predicted observations per trajectory, T - first_target."""
+        return self.trajectories.length - self.first_target
 
     def part(self, name: str) -> Trajectories:
         return self.trajectories.subset(self.indices[name])
@@ -123,17 +136,17 @@ class PreparedTask:
         return self.normalizer.apply(self.part(name).states)
 
     def targets(self, name: str) -> np.ndarray:
-        """Normalised targets y_k..y_{T-1} of a part: (n, T - k, d)."""
-        return self.normalized(name)[:, self.context:]
+        """Normalised targets y_k..y_{T-1} of a part: (n, T - k, d), k = ``first_target``."""
+        return self.normalized(name)[:, self.first_target:]
 
     def mean_predictor(self, name: str = "test") -> np.ndarray:
         """The mean of the training trajectories at each observation's time after its start: (n, T-k, d)."""
         train, part = self.part("train"), self.part(name)
         train_rel = train.times - train.times[:, :1]
-        rel = (part.times - part.times[:, :1])[:, self.context:]
+        rel = (part.times - part.times[:, :1])[:, self.first_target:]
         train_states = self.normalized("train")
         if self.uniform:
-            return np.broadcast_to(train_states.mean(axis=0)[self.context:], rel.shape + (self.state_dim,)).copy()
+            return np.broadcast_to(train_states.mean(axis=0)[self.first_target:], rel.shape + (self.state_dim,)).copy()
         out = np.zeros(rel.shape + (self.state_dim,))
         for i in range(train.n):
             for d in range(self.state_dim):
@@ -141,17 +154,19 @@ class PreparedTask:
         return out / train.n
 
     def persistence(self, name: str = "test") -> np.ndarray:
-        """The last context state held over the horizon: (n, T-k, d)."""
+        """The last context state held over the horizon (one-step: the previous observation): (n, T-k, d)."""
         states = self.normalized(name)
+        if self.one_step:
+            return states[:, :-1].copy()
         return np.repeat(states[:, self.context - 1:self.context], self.horizon, axis=1)
 
     def horizon_times(self, name: str = "test") -> np.ndarray:
         """Mean time after the last context observation of each predicted observation: (T-k,)."""
-        t = self.part(name).times
-        return (t[:, self.context:] - t[:, self.context - 1:self.context]).mean(axis=0)
+        t, k = self.part(name).times, self.first_target
+        return (t[:, k:] - t[:, k - 1:k]).mean(axis=0)
 
     def describe(self) -> dict[str, Any]:
-        return {"context": self.context, "horizon": self.horizon, "alignment": self.alignment,
+        return {"context": self.context, "one_step": self.one_step, "horizon": self.horizon, "alignment": self.alignment,
                 "uniform_times": self.uniform, "median_interval": self.spacing, "time_scale": self.step_size / self.spacing,
                 "split_sizes": {k: int(len(v)) for k, v in self.indices.items()},
                 "normalizer": {"mean": self.normalizer.mean.tolist(), "std": self.normalizer.std.tolist()},
@@ -174,9 +189,24 @@ def pack_inputs(states: np.ndarray, times: np.ndarray, context: int, step_size: 
 
 
 def prepare(trajectories: Trajectories, context: int, step_size: float, split: tuple[float, float, float],
-            split_seed: int | None, normalize: bool = True, alignment: str = "previous") -> PreparedTask:
-    """Split ``trajectories`` (seeded, or in order), standardise with the training set and build the three
-    datasets."""
+            split_seed: int | None, normalize: bool = True, alignment: str = "previous", objective: str = "rollout",
+            observed: tuple[str, ...] = ()) -> PreparedTask:
+    """Keep the ``observed`` variables (all by default), split ``trajectories`` (seeded, or in order),
+    standardise with the training set and build the three datasets."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    if observed:
+        names = trajectories.state_names
+        unknown = [v for v in observed if v not in names]
+        if unknown:
+            raise ValueError(f"--observed {' '.join(unknown)}: not a state variable of these trajectories "
+                             f"({', '.join(names)})")
+        keep = [names.index(v) for v in observed]
+        trajectories = Trajectories(trajectories.states[..., keep], trajectories.times, tuple(observed),
+                                    dict(trajectories.metadata))
+    one_step = objective == "one-step"
+    if one_step:
+        context = 1  # every observation is read; the inputs are packed with all of them below
     if context >= trajectories.length:
         raise ValueError(f"context {context} leaves nothing to predict: the trajectories have "
                          f"{trajectories.length} observations; use --context between 1 and {trajectories.length - 1}")
@@ -199,7 +229,9 @@ def prepare(trajectories: Trajectories, context: int, step_size: float, split: t
         if np.abs(states).max() >= np.finfo(np.float32).max:
             raise ValueError(f"the {name} states exceed float32's range in the model's units (largest |value| "
                              f"{np.abs(states).max():.3g}); rescale the data, or standardise it (--normalize)")
-        x = pack_inputs(states, trajectories.times[idx], context, step_size, spacing, alignment)
-        y = torch.as_tensor(states[:, context:], dtype=torch.float32)
+        seen = trajectories.length - 1 if one_step else context
+        x = pack_inputs(states, trajectories.times[idx], seen, step_size, spacing, alignment)
+        y = torch.as_tensor(states[:, 1 if one_step else context:], dtype=torch.float32)
         datasets[name] = TensorDataset(x, y)
-    return PreparedTask(trajectories, context, step_size, indices, normalizer, spacing, uniform, datasets, alignment)
+    return PreparedTask(trajectories, context, step_size, indices, normalizer, spacing, uniform, datasets, alignment,
+                        one_step)

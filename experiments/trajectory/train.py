@@ -73,7 +73,7 @@ def train_model(task: PreparedTask, settings: TaskSettings, model_name: str, mod
         "test_mse": test_mse, **reference, "test_over_mean_predictor": test_mse / reference["mean_predictor_mse"],
         "best_epoch": result.best_epoch, "epochs": config.epochs, "val_mse": result.best_value,
         "train_time_s": sum(r["epoch_time_s"] for r in result.history),
-        "horizon": {"index": list(range(task.context, task.trajectories.length)),
+        "horizon": {"index": list(range(task.first_target, task.trajectories.length)),
                     "mean_time_after_context": task.horizon_times("test").tolist(),
                     "mse": per_horizon_mse(predictions, targets).tolist(),
                     "mean_predictor_mse": per_horizon_mse(mean_pred, targets).tolist(),
