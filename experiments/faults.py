@@ -220,6 +220,8 @@ WRITERS = {
     "trajectory energy": (["trajectory", "energy", "--n", "0"], "--out-dir"),
     "trajectory make-data": (["trajectory", "make-data", "--system", "pendulum", "--n", "0", "--no-progress"],
                              "--out"),
+    "trajectory compare": (["trajectory", "compare", "--grids", "hourly", "--no-progress"], "--out-dir"),
+    "adding": (["adding", "--length", "1", "--no-progress"], "--out-dir"),
     "dynamics": (["dynamics", "--solver", "rk5"], "--out-dir"),
     "stability": (["stability", "--solver", "rk5"], "--out"),
     "curves --plot": (["curves", "no-such-run-folder"], "--plot"),
