@@ -149,3 +149,30 @@ def test_lem_scan_gradcheck():
                torch.randn(3 * n, n), torch.randn(3 * n), torch.randn(n, n), torch.randn(n)]
     tensors = [t.double().requires_grad_(True) for t in tensors]
     assert torch.autograd.gradcheck(lambda *t: lem_scan(*t, 0.3, 2), tensors)
+
+
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_lipschitz_euler_scan_equals_the_generic_scan_in_float64(substeps):
+    from odernn.integrators import FusedLinearTanhEulerScan
+    torch.manual_seed(8)
+    fused = odernn.build_rnn("lipschitz", 3, 5, solver="euler", step_size=0.03, substeps=substeps).double()
+    generic = odernn.build_rnn("lipschitz", 3, 5, solver="euler", step_size=0.03, substeps=substeps,
+                               fast_path=False).double()
+    generic.load_state_dict(fused.state_dict())
+    assert isinstance(fused.integrator, FusedLinearTanhEulerScan)
+    assert not isinstance(odernn.build_rnn("lipschitz", 3, 5, solver="rk4").integrator, FusedLinearTanhEulerScan)
+    x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    weights = torch.randn(4, 9, 5, dtype=torch.float64)
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
+        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+
+
+def test_lipschitz_euler_scan_gradcheck():
+    from odernn.fused_lipschitz import linear_tanh_euler_scan
+    torch.manual_seed(9)
+    n, m = 3, 2
+    tensors = [torch.randn(2, n), torch.randn(4, 2, m), torch.randn(n, m), torch.randn(n), torch.randn(n, n),
+               torch.randn(n, n)]
+    tensors = [t.double().requires_grad_(True) for t in tensors]
+    assert torch.autograd.gradcheck(lambda *t: linear_tanh_euler_scan(*t, 0.1, 2), tensors)

@@ -87,6 +87,18 @@ class LEMForm:
     b_z: Tensor
 
 
+@dataclass(frozen=True)
+class LinearTanhForm:
+    """A field h' = h L + tanh(h W + U x + b) on the row state h (Lipschitz RNN: L = alpha A_beta, W = W_beta):
+    ``linear`` L and ``matrix`` W (n, n), ``weight`` U (n, m), ``bias`` b (n,), built from the parameters with
+    autograd, for the fused forward Euler scan."""
+
+    linear: Tensor
+    matrix: Tensor
+    weight: Tensor
+    bias: Tensor
+
+
 class VectorField(nn.Module):
     """Base class: ``forward(t, h, u) -> dh/dt`` with h ``(B, state_size)`` and u ``(B, input_proj_size)``.
 
@@ -152,6 +164,11 @@ class VectorField(nn.Module):
 
     def lem_form(self) -> Optional[LEMForm]:
         """The field as LEM's layers (``LEMForm``), for its fused scan; None when it is not LEM (the default)."""
+        return None
+
+    def linear_tanh_form(self) -> Optional[LinearTanhForm]:
+        """The field as h L + tanh(h W + U x + b) (``LinearTanhForm``), for the fused Euler scan; None when it is
+        not one (the default)."""
         return None
 
     def extra_repr(self) -> str:

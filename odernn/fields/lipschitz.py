@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import VectorField, check_gamma, check_positive_int
+from .base import LinearTanhForm, VectorField, check_gamma, check_positive_int
 
 
 def beta_matrix(m: Tensor, beta: float, gamma: float) -> Tensor:
@@ -62,6 +62,11 @@ class LipschitzField(VectorField):
     def matrices(self) -> tuple[Tensor, ...]:
         """(W_beta, A_beta)."""
         return beta_matrix(self.m_w, self.beta, self.gamma), beta_matrix(self.m_a, self.beta, self.gamma)
+
+    def linear_tanh_form(self) -> LinearTanhForm:
+        """L = alpha A_beta, W = W_beta and the input layer: the fused Euler scan's input."""
+        w, a = self.matrices()
+        return LinearTanhForm(self.alpha * a, w, self.input.weight, self.input.bias)
 
     def evaluate(self, mats: tuple[Tensor, ...], t: object, h: Tensor, u: Tensor) -> Tensor:
         w, a = mats

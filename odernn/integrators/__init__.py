@@ -2,7 +2,7 @@
 
 ``resolve(method, field, settings)`` picks, once, the first integrator in ``REGISTRY`` that supports the
 method on the field: a fused scan where the field has a ``TanhForm``, an ``OscillatorForm`` or an
-``IndependentOscillatorForm`` or a ``LEMForm`` (and ``fast_path`` is on), the
+``IndependentOscillatorForm``, a ``LEMForm`` or a ``LinearTanhForm`` (and ``fast_path`` is on), the
 reversible scan (O(1)-memory backward) for reversible Heun, else the generic stepped scan (every fixed,
 implicit and partitioned method on every field) or the adaptive solve.
 """
@@ -14,18 +14,18 @@ from ..fields.base import VectorField
 from .adaptive import AdaptiveSolve
 from .base import Integrator, Settings, Solution
 from .grid import Grid
-from .fused import (FusedGaussSeidelScan, FusedIndependentOscillatorScan, FusedLEMScan, FusedOscillatorScan,
-                    FusedRKScan)
+from .fused import (FusedGaussSeidelScan, FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan,
+                    FusedOscillatorScan, FusedRKScan)
 from .reversible import ReversibleScan
 from .stepped import SteppedScan
 
 REGISTRY: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
-                                          FusedIndependentOscillatorScan, FusedLEMScan, ReversibleScan, SteppedScan,
-                                          AdaptiveSolve)
+                                          FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan,
+                                          ReversibleScan, SteppedScan, AdaptiveSolve)
 """Integrators in order of preference; the fused scans come first."""
 
 FUSED: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
-                                       FusedIndependentOscillatorScan, FusedLEMScan)
+                                       FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan)
 
 
 def resolve(method: solvers.Method, field: VectorField, settings: Settings, fast_path: bool = True) -> Integrator:
@@ -37,5 +37,5 @@ def resolve(method: solvers.Method, field: VectorField, settings: Settings, fast
     raise ValueError(f"no integrator runs method {method.name!r} ({method.kind}) on {type(field).__name__}")
 
 
-__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedGaussSeidelScan", "FusedOscillatorScan", "FusedIndependentOscillatorScan", "FusedLEMScan",
+__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedGaussSeidelScan", "FusedOscillatorScan", "FusedIndependentOscillatorScan", "FusedLEMScan", "FusedLinearTanhEulerScan",
            "SteppedScan", "AdaptiveSolve", "ReversibleScan"]

@@ -1,5 +1,6 @@
 """Fused scans with hand-written BPTT (``odernn.fused``, ``odernn.fused_oscillator``) for fields with a
-``TanhForm``, an ``OscillatorForm``, an ``IndependentOscillatorForm`` or a ``LEMForm``.
+``TanhForm`` or one of the family's forms (``OscillatorForm``, ``IndependentOscillatorForm``, ``LEMForm``,
+``LinearTanhForm``).
 
 They compute exactly what ``SteppedScan`` computes for the same method (tested equal to 1e-10 in float64,
 values and gradients), with the input projection, every stage and the backward pass fused:
@@ -8,7 +9,8 @@ values and gradients), with the input projection, every stage and the backward p
 - ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks;
 - ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN);
 - ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN);
-- ``FusedLEMScan``: partitioned Euler over LEM's (z, y).
+- ``FusedLEMScan``: partitioned Euler over LEM's (z, y);
+- ``FusedLinearTanhEulerScan``: forward Euler on h L + tanh(h W + U x + b) (Lipschitz RNN).
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
 from ..fused_oscillator import oscillator_scan
 from ..fused_lem import lem_scan
+from ..fused_lipschitz import linear_tanh_euler_scan
 from ..fused_unicornn import independent_oscillator_scan
 from .base import Integrator, Settings, Solution, fixed_stats, held_input_everywhere
 from .grid import Grid
@@ -119,4 +122,22 @@ class FusedLEMScan(_Fused):
         form, n = field.lem_form(), settings.substeps
         states, last = lem_scan(h0, x, form.weight, form.bias, form.w_h, form.b_h, form.w_z, form.b_z,
                                 grid.step / n, n)
+        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+
+
+class FusedLinearTanhEulerScan(_Fused):
+    """Forward Euler on h L + tanh(h W + U x + b): the Lipschitz RNN authors' update."""
+
+    @classmethod
+    def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
+        tableau = method.explicit_tableau
+        return (tableau is not None and tableau.stages == 1 and field.linear_tanh_form() is not None
+                and held_input_everywhere(method, settings))
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        form, n = field.linear_tanh_form(), settings.substeps
+        states, last = linear_tanh_euler_scan(h0, x, form.weight, form.bias, form.linear, form.matrix,
+                                              grid.step / n, n)
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
