@@ -34,6 +34,7 @@ from experiments.stability_gate import DEFAULT_STEPS as DEFAULT_STABILITY_STEPS
 from experiments.stability_gate import add_stability_argument, pre_training_check
 from experiments.training import OPTIMIZERS, TrainConfig, check_run_folder, evaluate, fit
 from odernn import MODEL_NAMES, SequenceClassifier, build_rnn, count_parameters
+from odernn.models import default_gamma
 
 BASELINE_MSE = 1.0 / 6.0
 """The MSE of always predicting 1: the variance of a sum of two independent U(0, 1) values."""
@@ -118,6 +119,8 @@ class AddingSettings(SolverOptions):
         """The model, seeded: a linear readout of the last state gives the predicted sum."""
         torch.manual_seed(self.seed)
         options = {k: v for k, v in (("gamma", self.gamma), ("epsilon", self.epsilon)) if v is not None}
+        if self.gamma is not None and default_gamma(self.model) is None:
+            raise ValueError(f"--gamma has no effect on {self.model}, whose field has no gamma; drop it")
         if self.model in ("lstm", "gru"):
             if options:
                 raise ValueError(f"--gamma and --epsilon apply to the ODE models, not to {self.model}")
@@ -196,7 +199,8 @@ def train(settings: AddingSettings, out_dir: Path, *, resume: bool = False, prog
     data = settings.datasets()
     with folder_lock(out_dir):
         if not resume:
-            pre_training_check(model, torch.stack([data["train"][i][0] for i in range(8)]), stability_check,
+            sample = range(min(8, len(data["train"])))
+            pre_training_check(model, torch.stack([data["train"][i][0] for i in sample]), stability_check,
                                stability_steps, progress=progress)
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out_dir)

@@ -38,8 +38,10 @@ def test_sequences_follow_the_authors_protocol():
 
 @pytest.mark.parametrize("kw, match", [
     (dict(length=1), "length must be an integer >= 2"), (dict(solver="rk5"), "unknown solver 'rk5'"),
-    (dict(model="lstm", gamma=1.0), "apply to the ODE models, not to lstm"),
+    (dict(model="lstm", gamma=1.0), "--gamma has no effect on lstm"),
+    (dict(model="lstm", epsilon=1.0), "apply to the ODE models, not to lstm"),
     (dict(model="antisymmetric", epsilon=1.0), "epsilon"), (dict(train_size=0), "train_size must be"),
+    (dict(model="lem", gamma=1.0), "--gamma has no effect on lem"),
     (dict(epochs=0), "epochs must be a positive")])
 def test_bad_settings_fail_clearly(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -80,3 +82,9 @@ def test_command_files_and_resume_rules(tmp_path, capsys):
     assert json.loads((out / "result.json").read_text())["epochs"] == 2
     assert main([*argv[:-1], str(tmp_path / "new"), "--resume"]) == 2
     assert "holds no run" in capsys.readouterr().err
+
+
+def test_a_training_set_smaller_than_the_stability_sample(tmp_path):
+    settings = AddingSettings(model="antisymmetric", length=4, hidden_size=2, train_size=3, val_size=2, test_size=2,
+                              epochs=1, batch_size=2)
+    assert train(settings, tmp_path / "run", progress=False)["epochs"] == 1

@@ -71,3 +71,8 @@ def test_compare_command_runs_every_cell_and_a_rerun_reads_them_back(tmp_path, c
     assert json.loads((out / "compare.json").read_text())["summary"] == summary["summary"]
     assert main([*argv[:-2], "--grids", "hourly", "--out-dir", str(tmp_path / "bad")]) == 2
     assert "unknown grid(s) hourly" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    # a setting that fits one system and not another is refused before the first cell trains
+    assert main([*argv[:-2], "--systems", "damped-oscillator", "pendulum", "--observed", "x",
+                 "--out-dir", str(tmp_path / "mixed")]) == 2
+    assert "--observed x: not a state variable of pendulum" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists()

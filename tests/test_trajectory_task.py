@@ -208,3 +208,18 @@ def test_one_step_and_observed_settings_are_checked():
         TaskSettings(observed=("v", "v"))
     with pytest.raises(ValueError, match="--observed q: not a state variable of these trajectories"):
         prepare(trajectories(), context=1, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0, observed=("q",))
+
+
+def test_three_trajectories_split_one_each_and_one_step_refuses_current_alignment():
+    task = prepare(trajectories(n=3, length=5), context=1, step_size=0.1, split=(0.7, 0.15, 0.15), split_seed=0)
+    assert task.describe()["split_sizes"] == {"train": 1, "val": 1, "test": 1}
+    with pytest.raises(ValueError, match="needs --alignment previous"):
+        prepare(trajectories(), 1, 0.1, (0.7, 0.15, 0.15), 0, objective="one-step", alignment="current")
+
+
+def test_a_size_flag_overrides_the_presets_size_of_its_model_only():
+    from experiments.trajectory.cli import _merge
+    from experiments.trajectory.settings import PRESETS
+    merged = _merge(PRESETS["table3"]["task"], {"sizes": (("lstm", 50, 2),)})
+    assert merged["sizes"] == (("lstm", 50, 2), ("arnn", 200, None))
+    assert _merge(PRESETS["table3"]["task"], {"models": ("afrnn",)})["sizes"] == ()

@@ -275,7 +275,12 @@ def _compare(args: argparse.Namespace) -> None:
         ns = argparse.Namespace(**{**vars(args), "system": cell.system, "irregular": cell.grid == "irregular",
                                    "seed": cell.seed, "split_seed": cell.seed, "data": None, "resume": False,
                                    "out_dir": args.out_dir / cell.name})
-        TaskSettings(**_merge(values.get("task", {}), given(ns, TaskSettings)))
+        settings = TaskSettings(**_merge(values.get("task", {}), given(ns, TaskSettings)))
+        names = SYSTEMS[cell.system].state_names
+        unknown = [v for v in settings.observed if v not in names]
+        if unknown:
+            raise ValueError(f"--observed {' '.join(unknown)}: not a state variable of {cell.system} "
+                             f"({', '.join(names)}); compare systems that share the observed names")
         _simulation(ns, values)
         cell_args[cell] = ns
     results = {}
@@ -292,12 +297,14 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _merge(preset: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """Flags over the preset; the preset's per-model sizes are kept only for the models trained (a --size the
-    user gives for a model not trained is refused by TaskSettings)."""
+    """Flags over the preset; the preset's per-model sizes are kept for the models trained that no --size names
+    (a --size the user gives for a model not trained is refused by TaskSettings)."""
     merged = {**preset, **flags}
-    if "sizes" in preset and "sizes" not in flags:
+    if "sizes" in preset:  # per model: a --size given overrides the preset's for that model, keeps the others
+        given_for = {entry[0] for entry in flags.get("sizes", ())}
         models = merged.get("models", ())
-        merged["sizes"] = tuple(entry for entry in preset["sizes"] if entry[0] in models)
+        kept = tuple(entry for entry in preset["sizes"] if entry[0] in models and entry[0] not in given_for)
+        merged["sizes"] = tuple(flags.get("sizes", ())) + kept
     return merged
 
 

@@ -205,6 +205,9 @@ def prepare(trajectories: Trajectories, context: int, step_size: float, split: t
         trajectories = Trajectories(trajectories.states[..., keep], trajectories.times, tuple(observed),
                                     dict(trajectories.metadata))
     one_step = objective == "one-step"
+    if one_step and ALIGNMENTS.get(alignment, 0):
+        raise ValueError("one-step prediction needs --alignment previous: with 'current' the step that ends at an "
+                         "observation reads it, so its output would see its own target")
     if one_step:
         context = 1  # every observation is read; the inputs are packed with all of them below
     if context >= trajectories.length:
@@ -214,7 +217,7 @@ def prepare(trajectories: Trajectories, context: int, step_size: float, split: t
         raise ValueError(f"unknown input alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
     train, val, test = split_indices(trajectories.n, split, split_seed)
     indices = {"train": train, "val": val, "test": test}
-    if np.ptp(trajectories.states[train], axis=0).max() == 0:
+    if len(train) > 1 and np.ptp(trajectories.states[train], axis=0).max() == 0:
         raise ValueError("the training trajectories are all the same: the mean predictor is exact and there is "
                          "nothing to learn; give trajectories that differ")
     normalizer = Normalizer.fit(trajectories.states[train], normalize)
