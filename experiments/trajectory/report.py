@@ -11,6 +11,15 @@ from experiments.io import atomic_write_json, atomic_write_text
 from experiments.trajectory.references import Reference
 
 
+def _mse(value: float) -> str:
+    """Four decimals, or three significant digits below 0.001 (one-step errors are that small)."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.3f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
+
+
 def markdown(rows: list[dict[str, Any]], description: str = "") -> str:
     """One line per model and one per reference predictor."""
     head = ("| model | parameters | test MSE | / mean predictor | MSE first / last step | best epoch / epochs "
@@ -19,14 +28,14 @@ def markdown(rows: list[dict[str, Any]], description: str = "") -> str:
     for r in rows:
         h = r["horizon"]["mse"]
         solver = f"{r['solver']}, {r['step_size']:g}, {r['gamma']:g}" if r["solver"] else "-"
-        lines.append(f"| {r['model']} | {r['parameters']:,} | {r['test_mse']:.4f} | {r['test_over_mean_predictor']:.3f} "
-                     f"| {h[0]:.4f} / {h[-1]:.4f} | {r['best_epoch']} / {r['epochs']} | {r['train_time_s']:.1f} "
+        lines.append(f"| {r['model']} | {r['parameters']:,} | {_mse(r['test_mse'])} | {_ratio(r['test_over_mean_predictor'])} "
+                     f"| {_mse(h[0])} / {_mse(h[-1])} | {r['best_epoch']} / {r['epochs']} | {r['train_time_s']:.1f} "
                      f"| {solver} |")
     ref = rows[0]
     for label, key in (("mean predictor", "mean_predictor_mse"), ("persistence (last context state)", "persistence_mse")):
         h = ref["horizon"][key]
-        lines.append(f"| {label} | - | {ref[key]:.4f} | {ref[key] / ref['mean_predictor_mse']:.3f} "
-                     f"| {h[0]:.4f} / {h[-1]:.4f} | - | - | - |")
+        lines.append(f"| {label} | - | {_mse(ref[key])} | {_ratio(ref[key] / ref['mean_predictor_mse'])} "
+                     f"| {_mse(h[0])} / {_mse(h[-1])} | - | - | - |")
     note = f"\n{description}\n" if description else "\n"
     return "\n".join(lines) + "\n" + note
 
