@@ -1,7 +1,7 @@
 """``python -m experiments benchmark --family``: each ODE-RNN family model under its paper's discretisation,
 forward+backward, against a straight PyTorch transcription of its authors' cell looped over time with
 autograd (``experiments.authors_cells``), as their code runs on a CPU; both read the same parameters and the
-same batch, and the loss is the squared last output the readout sees. Issue target: <= 0.5x the
+same batch, and the loss is the squared last output the readout sees. Target: <= 0.5x the
 transcription. Sizes and steps are the papers' sMNIST / psMNIST settings (m = 1); ``--T`` and ``--batch`` set
 the shapes. A row names the integrator ODERNN chose: a fused scan where the field offers one (coRNN's
 ``OscillatorForm``), else the generic stepped scan.
