@@ -223,3 +223,15 @@ def test_a_size_flag_overrides_the_presets_size_of_its_model_only():
     merged = _merge(PRESETS["table3"]["task"], {"sizes": (("lstm", 50, 2),)})
     assert merged["sizes"] == (("lstm", 50, 2), ("arnn", 200, None))
     assert _merge(PRESETS["table3"]["task"], {"models": ("afrnn",)})["sizes"] == ()
+
+
+def test_report_prints_small_errors_with_significant_digits_and_names_the_one_step_persistence():
+    from experiments.trajectory import report
+    row = {"model": "lem", "parameters": 10, "test_mse": 1.18e-5, "test_over_mean_predictor": 1.2e-5,
+           "horizon": {"mse": [0.0069, 1.6e-7], "mean_predictor_mse": [0.5, 0.2], "persistence_mse": [0.09, 0.02]},
+           "best_epoch": 4, "epochs": 4, "train_time_s": 1.0, "solver": "euler", "step_size": 1.0, "gamma": 0.0,
+           "mean_predictor_mse": 0.9675, "persistence_mse": 0.0062, "settings": {"objective": "one-step"}}
+    table = report.markdown([row])
+    assert "| lem | 10 | 1.18e-05 | 1.20e-05 | 0.0069 / 1.60e-07 |" in table
+    assert "| persistence (previous observation) | - | 0.0062 |" in table
+    assert "last context state" in report.markdown([{**row, "settings": {"objective": "rollout"}}])

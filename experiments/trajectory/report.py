@@ -28,11 +28,12 @@ def markdown(rows: list[dict[str, Any]], description: str = "") -> str:
     for r in rows:
         h = r["horizon"]["mse"]
         solver = f"{r['solver']}, {r['step_size']:g}, {r['gamma']:g}" if r["solver"] else "-"
-        lines.append(f"| {r['model']} | {r['parameters']:,} | {_mse(r['test_mse'])} | {_ratio(r['test_over_mean_predictor'])} "
-                     f"| {_mse(h[0])} / {_mse(h[-1])} | {r['best_epoch']} / {r['epochs']} | {r['train_time_s']:.1f} "
-                     f"| {solver} |")
+        lines.append(f"| {r['model']} | {r['parameters']:,} | {_mse(r['test_mse'])} "
+                     f"| {_ratio(r['test_over_mean_predictor'])} | {_mse(h[0])} / {_mse(h[-1])} "
+                     f"| {r['best_epoch']} / {r['epochs']} | {r['train_time_s']:.1f} | {solver} |")
     ref = rows[0]
-    for label, key in (("mean predictor", "mean_predictor_mse"), ("persistence (last context state)", "persistence_mse")):
+    held = "previous observation" if ref.get("settings", {}).get("objective") == "one-step" else "last context state"
+    for label, key in (("mean predictor", "mean_predictor_mse"), (f"persistence ({held})", "persistence_mse")):
         h = ref["horizon"][key]
         lines.append(f"| {label} | - | {_mse(ref[key])} | {_ratio(ref[key] / ref['mean_predictor_mse'])} "
                      f"| {_mse(h[0])} / {_mse(h[-1])} | - | - | - |")
