@@ -101,7 +101,7 @@ def test_reference_predictors():
 
 
 @pytest.mark.parametrize("model", ["antisymmetric", "afrnn", "lstm", "gru"])
-@pytest.mark.parametrize("h0", ["state", "zeros", "ones"])
+@pytest.mark.parametrize("h0", ["state", "encoder", "zeros", "ones"])
 def test_predictor_shapes_and_initial_state(model, h0):
     traj = trajectories(n=12, length=7, d=3)
     task = prepare(traj, context=3, step_size=0.1, split=(0.5, 0.25, 0.25), split_seed=0)
@@ -110,11 +110,17 @@ def test_predictor_shapes_and_initial_state(model, h0):
     net = build_predictor(settings, model, 3, 3, task.uniform)
     x = task.datasets["train"].tensors[0]
     assert net(x).shape == (6, 4, 3)
-    if h0 == "state":  # h0 is a function of the first observation: changing y_0 in h0 alone changes the output
-        y0 = x[:, 0, :3]
-        base = net.regressor(net.rnn_inputs(x), net.initial_state(y0))
-        moved = net.regressor(net.rnn_inputs(x), net.initial_state(y0 + 1.0))
-        assert not torch.allclose(base, moved)
+    if h0 in ("state", "encoder"):  # h0 is a function of the context: changing it in h0 alone changes the output
+        context = x[:, :3, :3]
+        base = net.regressor(net.rnn_inputs(x), net.initial_state(context))
+        for k in (0, 2) if h0 == "encoder" else (0,):  # the encoder reads every context observation
+            moved = context.clone()
+            moved[:, k] += 1.0
+            assert not torch.allclose(base, net.regressor(net.rnn_inputs(x), net.initial_state(moved)))
+        if h0 == "state":  # the affine map reads the first one only
+            later = context.clone()
+            later[:, 2] += 1.0
+            assert torch.equal(base, net.regressor(net.rnn_inputs(x), net.initial_state(later)))
 
 
 @pytest.mark.parametrize("solver", ["euler", "rk4", "dopri5"])
@@ -168,7 +174,7 @@ def test_an_rnn_without_times_is_refused_clearly():
     (dict(models=("lstm", "lstm")), "lists a model twice"),
     (dict(solver="rk9"), "unknown solver 'rk9'; known solvers:"),
     (dict(context=0), "context must be a positive integer"),
-    (dict(h0="random"), "unknown initial hidden state 'random'; known: state, zeros, ones"),
+    (dict(h0="random"), "unknown initial hidden state 'random'; known: state, encoder, zeros, ones"),
     (dict(split=(0.7, 0.3, 0.0)), "split must be three positive fractions"),
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(step_size=-0.1), "step_size must be a positive finite number"),

@@ -2,7 +2,8 @@
 linear readout of the top layer at every step), with its initial hidden state and observation times.
 
 - ``h0="state"``: h_0 is a learned affine map of the first observation y_0 (for the LSTM, of both h and c
-  of every layer); ``"zeros"`` / ``"ones"``: constant.
+  of every layer); ``"encoder"``: a learned MLP (one tanh layer as wide as a hidden layer) of all the context
+  observations, the latent-ODE setup's encoder for a fixed context; ``"zeros"`` / ``"ones"``: constant.
 - Times (see :mod:`experiments.trajectory.task`): on a uniform grid the ODE models run on their own grid
   k * eps (``times=None``). Otherwise the model times s_1..s_{T-1} go to ``ODERNN.forward(x, h0,
   times=...)``, as (T-1,) when the whole batch shares them, else per sample (B, T-1); an ``ODERNN`` without that argument is refused with a clear error.
@@ -45,7 +46,7 @@ class TrajectoryPredictor(nn.Module):
     time, see :data:`experiments.trajectory.task.ALIGNMENTS`)."""
 
     def __init__(self, rnn: nn.Module, state_dim: int, first_target: int, h0: str = "state", pass_times: bool = False,
-                 interval_feature: bool = False, lead: int = 0) -> None:
+                 interval_feature: bool = False, lead: int = 0, encoded: int = 1) -> None:
         super().__init__()
         if pass_times and not accepts_times(rnn):
             raise ValueError(
@@ -60,22 +61,33 @@ class TrajectoryPredictor(nn.Module):
         kind, layers, width = _hidden_layout(rnn)
         self._layout = (kind, layers, width)
         copies = 2 if kind == "lstm" else 1
-        self.encoder = nn.Linear(state_dim, copies * layers * width) if h0 == "state" else None
+        self.encoded = encoded  # context observations the "encoder" h0 reads
+        size = copies * layers * width
+        if h0 == "state":
+            self.encoder: nn.Module | None = nn.Linear(state_dim, size)
+        elif h0 == "encoder":
+            self.encoder = nn.Sequential(nn.Linear(encoded * state_dim, width), nn.Tanh(), nn.Linear(width, size))
+        else:
+            self.encoder = None
 
     @property
     def rnn(self) -> nn.Module:
         return self.regressor.rnn
 
-    def initial_state(self, y0: Tensor) -> Any:
-        """h_0 for a batch whose first observations are ``y0 (B, d)``."""
+    def initial_state(self, context: Tensor) -> Any:
+        """h_0 for a batch whose first observations are ``context (B, k, d)``: the "state" map reads the first,
+        the "encoder" MLP all ``encoded`` of them."""
         kind, layers, width = self._layout
-        batch = y0.shape[0]
+        batch = context.shape[0]
         if self.h0_mode == "zeros":
             return None
-        if self.encoder is not None:
-            flat = self.encoder(y0)
+        if self.h0_mode == "encoder":
+            flat = self.encoder(context[:, :self.encoded].flatten(1))
+        elif self.encoder is not None:
+            flat = self.encoder(context[:, 0])
         else:
-            flat = torch.ones(batch, (2 if kind == "lstm" else 1) * layers * width, dtype=y0.dtype, device=y0.device)
+            flat = torch.ones(batch, (2 if kind == "lstm" else 1) * layers * width, dtype=context.dtype,
+                              device=context.device)
         if kind == "ode":
             return flat
         states = flat.reshape(batch, -1, layers, width).permute(1, 2, 0, 3).contiguous()  # (copies, L, B, H)
@@ -87,7 +99,7 @@ class TrajectoryPredictor(nn.Module):
 
     def forward(self, packed: Tensor) -> Tensor:
         x = self.rnn_inputs(packed)
-        h0 = self.initial_state(packed[:, 0, :self.state_dim])
+        h0 = self.initial_state(packed[:, :self.encoded, :self.state_dim])
         if self.pass_times:
             times = packed[..., -1]
             if bool((times == times[:1]).all()):  # one grid for the whole batch: (T,)
@@ -110,4 +122,5 @@ def build_predictor(settings: TaskSettings, model: str, state_dim: int, first_ta
                            step_size=settings.step_size, gamma=settings.gamma, **settings.rnn_kwargs(model))
     settings.configure(rnn)  # rtol, atol, max_steps of adaptive solvers
     return TrajectoryPredictor(rnn, state_dim, first_target, settings.h0, pass_times=not discrete and not uniform,
-                               interval_feature=interval_feature, lead=ALIGNMENTS[settings.alignment])
+                               interval_feature=interval_feature, lead=ALIGNMENTS[settings.alignment],
+                               encoded=1 if settings.objective == "one-step" else settings.context)

@@ -20,7 +20,7 @@ from experiments.trajectory.task import ALIGNMENTS, OBJECTIVES
 from odernn import INTERPOLATIONS, LAYERED_MODELS, MODEL_NAMES
 from odernn.models import FIELD_OPTIONS
 
-H0_MODES = ("state", "zeros", "ones")
+H0_MODES = ("state", "encoder", "zeros", "ones")
 DISCRETE_MODELS = ("lstm", "gru")
 MLP_OPTIONS = ("width", "depth")
 """Settings of the neural-ODE field's MLP: passed to the models whose field takes them, refused where none does."""
@@ -92,7 +92,8 @@ class TaskSettings(SolverOptions):
     depth: int | None = field(default=None, metadata=flag(
         "layers of the neural-ODE field's MLP (default 2)", type=int))
     h0: str = field(default="state", metadata=flag(
-        "initial hidden state: state (a learned affine map of the first observation), zeros, or ones",
+        "initial hidden state: state (a learned affine map of the first observation), encoder (a learned MLP of "
+        "all the context observations), zeros, or ones",
         choices=H0_MODES))
     normalize: bool = field(default=True, metadata=flag(
         "standardise every state variable with the training set's mean and std (errors are then in those units)"))
