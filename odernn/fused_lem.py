@@ -78,7 +78,7 @@ class LEMScan(torch.autograd.Function):
         for j in range(steps - 1, -1, -1):
             if grad_states is not None and (j + 1) % substeps == 0:
                 grad_h.add_(grad_states[(j + 1) // substeps - 1])
-            z, y, z_new = states[j][:, :n], states[j][:, n:], states[j + 1][:, :n]
+            z, y = states[j][:, :n], states[j][:, n:]
             r1, r2, a, b = rates[j][:, :n], rates[j][:, n:2 * n], rates[j][:, 2 * n:], targets[j]
             gz, gy = grad_h[:, :n], grad_h[:, n:]
             gp, gq = grad_p[j], grad_q[j]

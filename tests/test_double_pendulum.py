@@ -17,7 +17,7 @@ from experiments.trajectory.references import REFERENCES
 from experiments.trajectory.settings import PRESETS, TaskSettings
 from experiments.trajectory.simulate import SimulationSettings, generate, simulate
 from experiments.trajectory.systems import get_system
-from experiments.trajectory.task import pack_inputs, prepare, split_indices
+from experiments.trajectory.task import pack_inputs, split_indices
 from test_trajectory_systems import _double_pendulum, scipy_reference
 
 PARAMS = [{}, dict(m1=1.3, m2=0.7, L1=0.8, L2=1.4, g=9.81)]

@@ -114,7 +114,7 @@ def test_unicornn_scan_equals_the_generic_scan_in_float64(substeps):
 def test_unicornn_scan_gradcheck():
     from odernn.fused_unicornn import independent_oscillator_scan
     torch.manual_seed(5)
-    widths, m = [2, 3], 2
+    m = 2
     tensors = [torch.randn(2, 10), torch.randn(4, 2, m), torch.randn(2, m), torch.randn(2), torch.rand(2),
                torch.randn(2), torch.randn(3, 2), torch.randn(3), torch.rand(3), torch.randn(3)]
     tensors = [t.double().requires_grad_(True) for t in tensors]

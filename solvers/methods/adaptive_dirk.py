@@ -3,8 +3,6 @@
 stiff problems, where explicit pairs stop with ``StiffnessError``."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from solvers.controller import StepController
