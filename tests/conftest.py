@@ -1,9 +1,16 @@
-"""Suite-wide guard: no test may leak torch's global settings into the next one."""
+"""Suite-wide guard: no test may leak torch's global settings into the next one. Under pytest-xdist each worker
+runs torch on one intra-op thread (a test that needs more sets them): workers of several threads each on the
+same cores spin against each other, which made small solves 10x slower."""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
