@@ -26,6 +26,13 @@ def outputs_and_grads(rnn, x, h0, weights, **times):
     return out, last, torch.autograd.grad(loss, [x, h0, *rnn.parameters()])
 
 
+def assert_same_run(fused, generic, x, h0, weights):
+    """States, last state and every gradient (x, h0, parameters) equal to 1e-10."""
+    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
+    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
+        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("solver", ["symplectic_euler", "partitioned_euler"])
 @pytest.mark.parametrize("substeps", [1, 3])
 def test_equal_to_the_generic_scan_in_float64(solver, substeps):
@@ -106,9 +113,7 @@ def test_unicornn_scan_equals_the_generic_scan_in_float64(substeps):
     assert isinstance(fused.integrator, FusedIndependentOscillatorScan)
     x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 24, dtype=torch.float64)
     weights = torch.randn(4, 9, 24, dtype=torch.float64)
-    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
-    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
-        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+    assert_same_run(fused, generic, x, h0, weights)
 
 
 def test_unicornn_scan_gradcheck():
@@ -136,9 +141,7 @@ def test_lem_scan_equals_the_generic_scan_in_float64(substeps):
     assert isinstance(fused.integrator, FusedLEMScan)
     x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
     weights = torch.randn(4, 9, 10, dtype=torch.float64)
-    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
-    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
-        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+    assert_same_run(fused, generic, x, h0, weights)
 
 
 def test_lem_scan_gradcheck():
@@ -163,9 +166,7 @@ def test_lipschitz_euler_scan_equals_the_generic_scan_in_float64(substeps):
     assert not isinstance(odernn.build_rnn("lipschitz", 3, 5, solver="rk4").integrator, FusedLinearTanhEulerScan)
     x, h0 = torch.randn(4, 9, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
     weights = torch.randn(4, 9, 5, dtype=torch.float64)
-    a, b = outputs_and_grads(fused, x, h0, weights), outputs_and_grads(generic, x, h0, weights)
-    for ta, tb in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
-        torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
+    assert_same_run(fused, generic, x, h0, weights)
 
 
 def test_lipschitz_euler_scan_gradcheck():

@@ -74,7 +74,21 @@ class FusedGaussSeidelScan(_Fused):
         return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
 
 
-class FusedOscillatorScan(_Fused):
+class _FamilyScan(_Fused):
+    """A family field's fused scan of one evaluation per step: subclasses give ``scan(field, h0, x, dt, n)``."""
+
+    def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
+        raise NotImplementedError
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        n = settings.substeps
+        states, last = self.scan(field, h0, x, grid.step / n, n)
+        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+
+
+class FusedOscillatorScan(_FamilyScan):
     """Partitioned (symplectic) Euler over (z, y) of z' = tanh(C [z, y] + V x + b) - gamma y - epsilon z, y' = z:
     the coRNN authors' update."""
 
@@ -82,16 +96,12 @@ class FusedOscillatorScan(_Fused):
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
         return method.partitioned and field.oscillator_form() is not None and settings.interpolation == "hold"
 
-    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
-        if grid.step is None:
-            return self.general.integrate(field, h0, x, grid, settings)
-        form, n = field.oscillator_form(), settings.substeps
-        states, last = oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon,
-                                       grid.step / n, n)
-        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+    def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
+        form = field.oscillator_form()
+        return oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon, dt, substeps)
 
 
-class FusedIndependentOscillatorScan(_Fused):
+class FusedIndependentOscillatorScan(_FamilyScan):
     """Partitioned (symplectic) Euler over [z_1, y_1, ..., z_L, y_L] of stacked independent oscillators: the
     UnICORNN authors' update, layer by layer."""
 
@@ -100,32 +110,25 @@ class FusedIndependentOscillatorScan(_Fused):
         return (method.partitioned and field.independent_oscillator_form() is not None
                 and settings.interpolation == "hold")
 
-    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
-        if grid.step is None:
-            return self.general.integrate(field, h0, x, grid, settings)
-        form, n = field.independent_oscillator_form(), settings.substeps
-        states, last = independent_oscillator_scan(h0, x, form.weights, form.biases, form.w, form.c, form.alpha,
-                                                   grid.step / n, n)
-        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+    def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
+        form = field.independent_oscillator_form()
+        return independent_oscillator_scan(h0, x, form.weights, form.biases, form.w, form.c, form.alpha, dt,
+                                           substeps)
 
 
-class FusedLEMScan(_Fused):
+class FusedLEMScan(_FamilyScan):
     """Partitioned Euler over LEM's (z, y): the LEM authors' update."""
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
         return method.partitioned and field.lem_form() is not None and settings.interpolation == "hold"
 
-    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
-        if grid.step is None:
-            return self.general.integrate(field, h0, x, grid, settings)
-        form, n = field.lem_form(), settings.substeps
-        states, last = lem_scan(h0, x, form.weight, form.bias, form.w_h, form.b_h, form.w_z, form.b_z,
-                                grid.step / n, n)
-        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+    def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
+        form = field.lem_form()
+        return lem_scan(h0, x, form.weight, form.bias, form.w_h, form.b_h, form.w_z, form.b_z, dt, substeps)
 
 
-class FusedLinearTanhEulerScan(_Fused):
+class FusedLinearTanhEulerScan(_FamilyScan):
     """Forward Euler on h L + tanh(h W + U x + b): the Lipschitz RNN authors' update."""
 
     @classmethod
@@ -134,10 +137,6 @@ class FusedLinearTanhEulerScan(_Fused):
         return (tableau is not None and tableau.stages == 1 and field.linear_tanh_form() is not None
                 and held_input_everywhere(method, settings))
 
-    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
-        if grid.step is None:
-            return self.general.integrate(field, h0, x, grid, settings)
-        form, n = field.linear_tanh_form(), settings.substeps
-        states, last = linear_tanh_euler_scan(h0, x, form.weight, form.bias, form.linear, form.matrix,
-                                              grid.step / n, n)
-        return Solution(states, last, fixed_stats(x.shape[0] * n, 1))
+    def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
+        form = field.linear_tanh_form()
+        return linear_tanh_euler_scan(h0, x, form.weight, form.bias, form.linear, form.matrix, dt, substeps)
