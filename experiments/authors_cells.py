@@ -46,13 +46,15 @@ def lem(x: Tensor, field: LEMField, dt: float) -> Tensor:
 
 def unicornn(x: Tensor, field: UnICORNNField, dt: float) -> Tensor:
     """Layer by layer over the whole sequence: hz -= dt sigmoid(c) (tanh(w hy + V u_t + b) + alpha hy);
-    hy += dt sigmoid(c) hz; the next layer reads this layer's hy sequence."""
+    hy += dt sigmoid(c) hz; the next layer reads this layer's hy sequence. As in the authors' code, a layer's
+    dense map is applied to its whole input sequence at once before the recurrence (its drives unbound once:
+    indexing a sequence that needs gradients step by step would cost O(T^2) in the backward)."""
     sequence = x
     for linear, w, c in zip(field.inputs, field.w, field.c):
         hy = hz = x.new_zeros(x.shape[0], w.shape[0])
         outs, step = [], dt * torch.sigmoid(c)
-        for t in range(sequence.shape[1]):
-            hz = hz - step * (torch.tanh(w * hy + linear(sequence[:, t])) + field.alpha * hy)
+        for drive in linear(sequence).unbind(1):
+            hz = hz - step * (torch.tanh(w * hy + drive) + field.alpha * hy)
             hy = hy + step * hz
             outs.append(hy)
         sequence = torch.stack(outs, dim=1)

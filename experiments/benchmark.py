@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", action="store_true",
                         help="instead of the scan table: each ODE-RNN family model under its paper's discretisation "
                              "against its authors' cell looped with autograd (--T, --batch; the papers' sizes)")
+    parser.add_argument("--family-models", default=None, metavar="NAMES",
+                        help="with --family: a comma-separated subset of the family (default: all of "
+                             "experiments.family_benchmark.FAMILY)")
     parser.add_argument("--memory", action="store_true",
                         help="instead of times: bytes autograd keeps for backward, euler against reversible_heun, "
                              "at T=1000 and T=4000 (with --batch and --hidden)")
@@ -101,13 +104,15 @@ def gemm_floor(batch: int, hidden: int, banded: bool = False, stages: int = 1) -
 
 def time_once(run: Callable[[Tensor], Optional[Tensor]], x: Tensor, walks: str) -> float:
     """The second of two runs in a row: the timed one meets the buffers and caches its own shapes left, as
-    every step of a training loop does, not those of the case before it."""
+    every step of a training loop does, not those of the case before it. The first run's output (and with it
+    its autograd graph) is released before the second starts, as a training loop releases its loss."""
     with kernels.use(walks):
         for _ in range(2):
             start = time.perf_counter()
             out = run(x)
             if out is not None:
                 out.pow(2).sum().backward()
+            out = None
         return time.perf_counter() - start
 
 
@@ -143,6 +148,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--threads must be >= 0, got {args.threads}")
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.family_models is not None:
+        if not args.family:
+            raise ValueError("--family-models only applies with --family")
+        from experiments.family_benchmark import chosen
+        chosen(args.family_models)
 
 
 def saved_bytes(model: nn.Module, x: Tensor) -> int:
@@ -251,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
 def family(args: argparse.Namespace) -> int:
     """The family table (``experiments.family_benchmark``): ODERNN and the authors' cell, interleaved."""
     from experiments.family_benchmark import family_cases, family_table
-    cases = family_cases(args.input_size)
+    cases = family_cases(args.input_size, args.family_models)
     runs: list[Case] = [(f"{label} | {side}", args.T, fn, "auto") for label, ours, theirs in cases
                         for side, fn in (("ours", ours), ("theirs", theirs))]
     times = interleaved_medians(runs, {args.T: torch.randn(args.batch, args.T, args.input_size)}, args.repeats,

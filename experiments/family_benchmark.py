@@ -8,7 +8,7 @@ the shapes. A row names the integrator ODERNN chose: a fused scan where the fiel
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from torch import Tensor
 
@@ -24,10 +24,24 @@ FAMILY: dict[str, tuple[str, float, dict[str, Any], int, Callable]] = {
 }
 
 
-def family_cases(input_size: int) -> list[tuple[str, Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]]:
-    """(label, ODERNN run, transcription run) per model; each run returns the last output the readout sees."""
+def chosen(names: Optional[str]) -> list[str]:
+    """The models a comma-separated ``names`` picks from :data:`FAMILY` (all of them for None), checked."""
+    if names is None:
+        return list(FAMILY)
+    picked = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in picked if name not in FAMILY]
+    if unknown or not picked:
+        raise ValueError(f"--family-models must name some of {', '.join(FAMILY)}, got {names!r}")
+    return picked
+
+
+def family_cases(input_size: int, names: Optional[str] = None
+                 ) -> list[tuple[str, Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]]:
+    """(label, ODERNN run, transcription run) per model of ``names`` (:func:`chosen`); each run returns the
+    last output the readout sees."""
     cases = []
-    for name, (solver, step, options, hidden, cell) in FAMILY.items():
+    for name in chosen(names):
+        solver, step, options, hidden, cell = FAMILY[name]
         rnn = build_rnn(name, input_size, hidden, solver=solver, step_size=step, **options)
         label = f"{name} (n {hidden}), {solver}, dt {step:g}: {type(rnn.integrator).__name__}"
         ours = (lambda x, rnn=rnn: rnn(x)[1][..., rnn.readout_slice])

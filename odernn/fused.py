@@ -203,10 +203,10 @@ that product (k = 1) and its 51 MB of traffic cost a quarter of an Euler scan (T
 
 
 def held_inputs(x: Tensor, weight: Tensor, bias: Tensor, walker) -> tuple[Tensor, Optional[Tensor]]:
-    """What ``walker``'s rk walk reads as its inputs: the projection u = x V^T + b (T, B, rows of V) in a pool
-    buffer and None, or, for the compiled walk and at most ``INLINE_FEATURES`` features, the augmented
+    """What ``walker``'s forward walk reads as its inputs: the projection u = x V^T + b (T, B, rows of V) in a
+    pool buffer and None, or, for the compiled walks and at most ``INLINE_FEATURES`` features, the augmented
     [x, 1] (T, B, m + 1) and [V^T; b] (m + 1, rows of V), from which the walk forms u itself."""
-    if walker is PythonWalks or x.shape[-1] > INLINE_FEATURES:
+    if walker is not kernels.compiled_ops() or x.shape[-1] > INLINE_FEATURES:
         return project(x, weight, bias), None
     ones = x.new_ones(*x.shape[:-1], 1)
     return torch.cat([x, ones], -1), torch.cat([weight.T, bias[None]], 0).contiguous()
@@ -336,10 +336,11 @@ class PythonWalks:
                 grad_h.addmm_(g, rows[i], alpha=dt)
 
 
-def walks(device: torch.device):
-    """The walks a scan on ``device`` runs: the compiled ones where ``odernn.kernels`` provides them."""
+def walks(device: torch.device, python: type = PythonWalks):
+    """The walks a scan on ``device`` runs: the compiled ones where ``odernn.kernels`` provides them, else
+    ``python``, a class holding the same walks in Python under the same names and signatures."""
     ops = kernels.compiled_ops() if device.type == "cpu" else None
-    return PythonWalks if ops is None else ops
+    return python if ops is None else ops
 
 
 class TanhRKScan(torch.autograd.Function):

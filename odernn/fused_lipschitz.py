@@ -19,7 +19,41 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused import POOL, input_gradients, per_sample, project, tanh_backward
+from .fused import POOL, held_inputs, input_gradients, per_sample, tanh_backward, walks
+
+
+class LinearTanhWalks:
+    """The scan's time loops in Python; ``csrc/family_walks.cpp`` holds the same walks compiled, with the same
+    names and signatures (``fused.walks`` picks one). Every walk writes into the caller's buffers."""
+
+    @staticmethod
+    def linear_tanh_forward(states: Tensor, inputs: Tensor, input_weight: Optional[Tensor], both: Tensor,
+                            acts: Tensor, eps: float, substeps: int) -> None:
+        """states (steps + 1, B, n) with states[0] = h0; inputs the projected u (T, B, n), or with
+        ``input_weight`` the augmented [x, 1] (``fused.held_inputs``); both [L | W] (n, 2n); acts a
+        (steps, B, n)."""
+        projected = inputs if input_weight is None else inputs @ input_weight
+        n = both.shape[0]
+        work = states.new_empty(states.shape[1], 2 * n)
+        for j in range(acts.shape[0]):
+            h = states[j]
+            torch.mm(h, both, out=work)
+            a = torch.add(work[:, n:], projected[j // substeps], out=acts[j]).tanh_()
+            torch.add(work[:, :n], a, out=states[j + 1]).mul_(eps).add_(h)
+
+    @staticmethod
+    def linear_tanh_backward(grad_h: Tensor, grad_states: Optional[Tensor], acts: Tensor, both: Tensor,
+                             grad_ps: Tensor, eps: float, substeps: int) -> None:
+        """grad_h (B, n): dL/dh_steps in, dL/dh0 out; grad_ps (steps, B, 2n) receives [eps g', g_s] of every
+        step."""
+        n = both.shape[0]
+        for j in range(acts.shape[0] - 1, -1, -1):
+            if grad_states is not None and (j + 1) % substeps == 0:
+                grad_h.add_(grad_states[(j + 1) // substeps - 1])
+            g = grad_ps[j]
+            torch.mul(grad_h, eps, out=g[:, :n])
+            tanh_backward(g[:, :n], acts[j], grad_input=g[:, n:])
+            grad_h.addmm_(g, both.T)
 
 
 class LinearTanhEulerScan(torch.autograd.Function):
@@ -31,18 +65,15 @@ class LinearTanhEulerScan(torch.autograd.Function):
                 eps: float, substeps: int) -> tuple[Tensor, Tensor]:
         length, batch, n = x.shape[0], h0.shape[0], h0.shape[1]
         steps = length * substeps
-        u = project(x, weight, bias)
+        walker = walks(h0.device, LinearTanhWalks)
+        inputs, input_weight = held_inputs(x, weight, bias, walker)
         both = torch.cat([linear, matrix], 1)  # [L | W] (n, 2n)
         states = POOL.take((steps + 1, batch, n), h0)
         acts = POOL.take((steps, batch, n), h0)
-        work = h0.new_empty(batch, 2 * n)
         states[0] = h0
-        for j in range(steps):
-            h = states[j]
-            torch.mm(h, both, out=work)
-            a = torch.add(work[:, n:], u[j // substeps], out=acts[j]).tanh_()
-            torch.add(work[:, :n], a, out=states[j + 1]).mul_(eps).add_(h)
-        POOL.give(u)
+        walker.linear_tanh_forward(states, inputs, input_weight, both, acts, eps, substeps)
+        if input_weight is None:
+            POOL.give(inputs)
         for buffer in (states, acts):
             weakref.finalize(ctx, POOL.give, buffer)
         ctx.save_for_backward(states, acts, x, weight, both)
@@ -58,14 +89,11 @@ class LinearTanhEulerScan(torch.autograd.Function):
         steps, batch, n = acts.shape
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
             memory_format=torch.contiguous_format)
+        if grad_states is not None:
+            grad_states = grad_states.contiguous()
         grad_ps = POOL.take((steps, batch, 2 * n), acts)  # [eps g', g_s] of every step
-        for j in range(steps - 1, -1, -1):
-            if grad_states is not None and (j + 1) % substeps == 0:
-                grad_h.add_(grad_states[(j + 1) // substeps - 1])
-            g = grad_ps[j]
-            torch.mul(grad_h, eps, out=g[:, :n])
-            tanh_backward(g[:, :n], acts[j], grad_input=g[:, n:])
-            grad_h.addmm_(g, both.T)
+        walks(grad_h.device, LinearTanhWalks).linear_tanh_backward(grad_h, grad_states, acts, both, grad_ps, eps,
+                                                                   substeps)
         grad_s = grad_ps[..., n:]
         grads = [grad_h, *input_gradients(ctx, per_sample(grad_s.unsqueeze(0), x.shape[0]), x, weight, 1.0)]
         if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:

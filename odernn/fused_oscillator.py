@@ -25,7 +25,47 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused import POOL, input_gradients, per_sample, project, tanh_backward
+from .fused import POOL, held_inputs, input_gradients, per_sample, tanh_backward, walks
+
+
+class OscillatorWalks:
+    """The scan's time loops in Python; ``csrc/family_walks.cpp`` holds the same walks compiled, with the same
+    names and signatures (``fused.walks`` picks one). Every walk writes into the caller's buffers."""
+
+    @staticmethod
+    def oscillator_forward(states: Tensor, inputs: Tensor, input_weight: Optional[Tensor], coupling: Tensor,
+                           acts: Tensor, gamma: float, epsilon: float, dt: float, substeps: int) -> None:
+        """states (steps + 1, B, 2n) with states[0] = h0; inputs the projected u (T, B, n), or with
+        ``input_weight`` the augmented [x, 1] (``fused.held_inputs``); acts a (steps, B, n)."""
+        projected = inputs if input_weight is None else inputs @ input_weight
+        n = coupling.shape[0]
+        coupling_t = coupling.T
+        keep = 1.0 - dt * epsilon
+        for j in range(acts.shape[0]):
+            h, new = states[j], states[j + 1]
+            a = torch.addmm(projected[j // substeps], h, coupling_t, out=acts[j]).tanh_()
+            z_new = torch.mul(h[:, :n], keep, out=new[:, :n])
+            z_new.add_(a, alpha=dt).add_(h[:, n:], alpha=-dt * gamma)
+            torch.add(h[:, n:], z_new, alpha=dt, out=new[:, n:])
+
+    @staticmethod
+    def oscillator_backward(grad_h: Tensor, grad_states: Optional[Tensor], acts: Tensor, coupling: Tensor,
+                            grad_u: Tensor, gamma: float, epsilon: float, dt: float, substeps: int) -> None:
+        """grad_h (B, 2n): dL/dh_steps in, dL/dh0 out; grad_u (steps, B, n) receives g of every step."""
+        n = coupling.shape[0]
+        keep = 1.0 - dt * epsilon
+        current, spare = grad_h, torch.empty_like(grad_h)
+        for j in range(acts.shape[0] - 1, -1, -1):
+            if grad_states is not None and (j + 1) % substeps == 0:
+                current.add_(grad_states[(j + 1) // substeps - 1])
+            q = current[:, :n].add_(current[:, n:], alpha=dt)  # q = gz' + dt gy', in place
+            g = tanh_backward(q, acts[j], grad_input=grad_u[j])
+            torch.mm(g, coupling, out=spare).mul_(dt)
+            spare[:, :n].add_(q, alpha=keep)
+            spare[:, n:].add_(current[:, n:]).add_(q, alpha=-dt * gamma)
+            current, spare = spare, current
+        if current is not grad_h:
+            grad_h.copy_(current)
 
 
 class OscillatorScan(torch.autograd.Function):
@@ -37,19 +77,14 @@ class OscillatorScan(torch.autograd.Function):
                 epsilon: float, dt: float, substeps: int) -> tuple[Tensor, Tensor]:
         length, batch, n = x.shape[0], h0.shape[0], coupling.shape[0]
         steps = length * substeps
-        projected = project(x, weight, bias)
+        walker = walks(h0.device, OscillatorWalks)
+        inputs, input_weight = held_inputs(x, weight, bias, walker)
         states = POOL.take((steps + 1, batch, 2 * n), h0)
         acts = POOL.take((steps, batch, n), h0)
         states[0] = h0
-        coupling_t = coupling.T
-        keep = 1.0 - dt * epsilon
-        for j in range(steps):
-            h, new = states[j], states[j + 1]
-            a = torch.addmm(projected[j // substeps], h, coupling_t, out=acts[j]).tanh_()
-            z_new = torch.mul(h[:, :n], keep, out=new[:, :n])
-            z_new.add_(a, alpha=dt).add_(h[:, n:], alpha=-dt * gamma)
-            torch.add(h[:, n:], z_new, alpha=dt, out=new[:, n:])
-        POOL.give(projected)
+        walker.oscillator_forward(states, inputs, input_weight, coupling, acts, gamma, epsilon, dt, substeps)
+        if input_weight is None:
+            POOL.give(inputs)
         for buffer in (states, acts):
             weakref.finalize(ctx, POOL.give, buffer)
         ctx.save_for_backward(states, acts, x, weight, coupling)
@@ -61,22 +96,15 @@ class OscillatorScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
         states, acts, x, weight, coupling = ctx.saved_tensors
-        gamma, dt, substeps = ctx.gamma, ctx.dt, ctx.substeps
-        keep = 1.0 - dt * ctx.epsilon
+        dt = ctx.dt
         steps, batch, n = acts.shape
         grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
             memory_format=torch.contiguous_format)
-        spare = torch.empty_like(grad_h)
+        if grad_states is not None:
+            grad_states = grad_states.contiguous()
         grad_u = POOL.take((steps, batch, n), acts)  # g = dL/d(pre-activation) / dt of every step
-        for j in range(steps - 1, -1, -1):
-            if grad_states is not None and (j + 1) % substeps == 0:
-                grad_h.add_(grad_states[(j + 1) // substeps - 1])
-            q = grad_h[:, :n].add_(grad_h[:, n:], alpha=dt)  # q = gz' + dt gy', in place
-            g = tanh_backward(q, acts[j], grad_input=grad_u[j])
-            torch.mm(g, coupling, out=spare).mul_(dt)
-            spare[:, :n].add_(q, alpha=keep)
-            spare[:, n:].add_(grad_h[:, n:]).add_(q, alpha=-dt * gamma)
-            grad_h, spare = spare, grad_h
+        walks(grad_h.device, OscillatorWalks).oscillator_backward(grad_h, grad_states, acts, coupling, grad_u,
+                                                                  ctx.gamma, ctx.epsilon, dt, ctx.substeps)
         grads = [grad_h, *input_gradients(ctx, per_sample(grad_u.unsqueeze(0), x.shape[0]), x, weight, dt), None]
         if ctx.needs_input_grad[4]:
             grads[4] = (grad_u.view(-1, n).T @ states[:-1].reshape(-1, 2 * n)).mul_(dt)

@@ -1,8 +1,9 @@
 """Which implementation runs the fused scans' time loops: the compiled walks or the Python ones.
 
 The fused scans (``odernn.fused``) spend most of their time in per-step overhead when the loop runs in
-Python (several small operations launched per step, forward and backward). ``csrc/fused_walks.cpp`` holds
-the same walks with the loop in C++, each step calling ATen's matrix product and elementwise kernels
+Python (several small operations launched per step, forward and backward). ``csrc/fused_walks.cpp`` (the
+tanh-form scans) and ``csrc/family_walks.cpp`` (coRNN, LEM, Lipschitz RNN) hold the same walks with the loop
+in C++ (``csrc/walk_support.h``: what they share), each step calling ATen's matrix product and elementwise kernels
 directly; it is compiled with ``torch.utils.cpp_extension`` on first use and cached (in
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later processes only load it: beside
 the library a stamp holds the hash of what it was built from (source, flags, torch and Python versions) and
@@ -28,7 +29,9 @@ import torch
 
 ENV = "ODERNN_SCAN_KERNEL"
 CHOICES = ("auto", "compiled", "python")
-SOURCE = Path(__file__).with_name("csrc") / "fused_walks.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "fused_walks.cpp", CSRC / "family_walks.cpp")
+HEADERS = (CSRC / "walk_support.h",)
 NAME = "odernn_fused_walks"
 
 _state: dict = {"choice": None, "ops": None, "error": None, "noticed": False}
@@ -54,7 +57,7 @@ def build(verbose: bool = False):
         if library.is_file() and stamp.is_file() and stamp.read_text() == _stamp(recipe, library):
             torch.ops.load_library(str(library))
         else:
-            load(name=NAME, sources=[str(SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags,
+            load(name=NAME, sources=[str(path) for path in SOURCES], extra_cflags=cflags, extra_ldflags=ldflags,
                  is_python_module=False, verbose=verbose)
             if hashlib.sha256(_recipe_text(cflags, ldflags).encode()).hexdigest() == recipe:  # source unchanged
                 temporary = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
@@ -65,7 +68,8 @@ def build(verbose: bool = False):
 
 
 def _recipe_text(cflags: list[str], ldflags: list[str]) -> str:
-    return "\0".join([SOURCE.read_text(), *cflags, "|", *ldflags, torch.__version__, sys.version])
+    texts = [path.read_text() for path in (*SOURCES, *HEADERS)]
+    return "\0".join([*texts, *cflags, "|", *ldflags, torch.__version__, sys.version])
 
 
 def _stamp(recipe: str, library: Path) -> str:

@@ -95,6 +95,22 @@ def test_family_benchmark_times_every_model_against_its_authors_cell(capsys):
     assert "FusedOscillatorScan" in rows[0] and all(float(row.split("|")[-2].strip()[:-1]) > 0 for row in rows)
 
 
+def test_family_benchmark_times_the_models_named(capsys):
+    from experiments.__main__ import main
+    assert main(["benchmark", "--family", "--family-models", "lipschitz,lem", "--T", "10", "--batch", "2",
+                 "--repeats", "1", "--warmup", "0", "--no-progress", "--threads", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "x |" in line]
+    assert [row.split()[1] for row in rows] == ["lipschitz", "lem"]
+
+
+@pytest.mark.parametrize("argv,message", [(["--family", "--family-models", "gru"], "must name some of"),
+                                          (["--family-models", "lem"], "only applies with --family")])
+def test_family_benchmark_refuses_bad_model_lists(capsys, argv, message):
+    from experiments.__main__ import main
+    assert main(["benchmark", *argv, "--T", "10"]) != 0
+    assert message in capsys.readouterr().err
+
+
 def unicornn_pair(substeps: int = 1, dtype=torch.float64):
     fused = odernn.build_rnn("unicornn", 3, [4, 5, 3], solver="symplectic_euler", step_size=0.19, alpha=3.0,
                              substeps=substeps).to(dtype)
