@@ -1,7 +1,7 @@
 """``python -m experiments implicit-grid``: the implicit methods at large steps with real input.
 
-Every registered implicit method runs an antisymmetric field (16 units) over 10 steps of N(0, 1) inputs
-(batch 2) at every point of the grid eps x sigma_w x gamma x seeds (default 4 x 3 x 2 x 10 = 240 forwards per
+Every registered implicit method runs an antisymmetric field (16 units) over ``--steps`` (10) steps of N(0, 1)
+inputs (batch 2) at every point of the grid eps x sigma_w x gamma x seeds (default 4 x 3 x 2 x 10 = 240 forwards per
 method), the regime where a stable discretisation is needed and where plain Newton used to fail. Prints, per
 method, the forwards that failed (a NewtonError or non-finite states), the largest |h_T|, the steps that
 needed the continuation in the step size (``SolveStats.n_continued``), the steps split in halves because even
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=10, help="seeds per grid point (default 10)")
     parser.add_argument("--solvers", default=",".join(solvers.available("implicit")),
                         help="implicit methods (default: every registered one)")
+    parser.add_argument("--steps", type=int, default=10, help="input samples per sequence (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
 
 
@@ -44,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
             if not solvers.get_method(name).implicit:
                 raise ValueError(f"--solvers takes implicit methods ({', '.join(solvers.available('implicit'))}), "
                                  f"got {name!r}")
-        if args.seeds < 1 or args.threads < 1:
-            raise ValueError("--seeds and --threads must be >= 1")
+        if args.seeds < 1 or args.threads < 1 or args.steps < 1:
+            raise ValueError("--seeds, --steps and --threads must be >= 1")
     except ERRORS as exc:
         return report_error(exc)
     torch.set_num_threads(args.threads)
     grid = list(itertools.product(args.eps, args.sigma_w, args.gamma, range(args.seeds)))
-    print(f"antisymmetric field, 16 units, 10 steps of N(0, 1) input, batch 2, float32; {len(grid)} forwards per "
+    print(f"antisymmetric field, 16 units, {args.steps} steps of N(0, 1) input, batch 2, float32; {len(grid)} forwards per "
           f"method (eps {args.eps}, sigma_w {args.sigma_w}, gamma {args.gamma}, {args.seeds} seeds)\n")
     print("| method | failed | max abs h_T | steps continued | steps subdivided | Newton iterations | seconds |")
     print("|---|---|---|---|---|---|---|")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         for eps, sigma_w, gamma, seed in grid:
             torch.manual_seed(seed)
             rnn = build_rnn("antisymmetric", 1, 16, solver=name, step_size=eps, gamma=gamma, sigma_w=sigma_w)
-            x = torch.randn(2, 10, 1)
+            x = torch.randn(2, args.steps, 1)
             try:
                 with torch.no_grad():
                     _, last = rnn(x)

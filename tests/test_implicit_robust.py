@@ -78,6 +78,8 @@ def test_implicit_grid_command(capsys):
     assert "| implicit_midpoint | 0 of 1 |" in capsys.readouterr().out
     assert main(["implicit-grid", "--solvers", "rk4"]) == 2
     assert "--solvers takes implicit methods" in capsys.readouterr().err
+    assert main(["implicit-grid", "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err
 
 
 def test_a_step_whose_continuation_folds_is_subdivided():
