@@ -11,7 +11,7 @@ from solvers.controller import DEFAULT_MAX_STEPS, StepController
 from solvers.errors import StepFailure, StiffnessError
 from solvers.events import odeint_event
 from solvers.explicit import integrate_fixed, rk_step, step_counts
-from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, implicit_rk_step
+from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, functional_iteration, implicit_rk_step
 from solvers.methods import (AdaptiveDIRK, EmbeddedRK, ExplicitRK, ImplicitRK, PartitionedEuler, ReversibleHeun,
                              Stepper, one_step_matrix_eigenvalues)
 from solvers.odeint import odeint
@@ -27,7 +27,7 @@ __all__ = [
     "ReversibleHeun",
     "Stepper", "get_tableau", "get_method", "available", "rk_step", "integrate_fixed", "step_counts",
     "one_step_matrix_eigenvalues",
-    "implicit_rk_step", "NewtonOptions", "NewtonCounter", "NewtonError",
+    "implicit_rk_step", "functional_iteration", "NewtonOptions", "NewtonCounter", "NewtonError",
     "partitioned_euler_step", "reversible_heun_step", "reversible_heun_inverse", "DEFAULT_MAX_STEPS", "odeint", "odeint_event", "SolveStats", "StepController", "StepFailure",
     "StiffnessError",
     "stability_function", "in_stability_region", "imaginary_axis_limit", "plot_stability_region",

@@ -71,6 +71,11 @@ class NewtonOptions:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"NewtonOptions.{name} must be True or False, got {getattr(self, name)!r}")
 
+    def stage_tolerance(self, dtype: torch.dtype) -> float:
+        """The stopping tolerance of the stage iterations in ``dtype``: ``tol``, raised to 10 eps of the dtype
+        (no update gets below rounding)."""
+        return max(self.tol, 10.0 * torch.finfo(dtype).eps)
+
 
 @dataclass
 class NewtonCounter:
@@ -239,7 +244,7 @@ def _newton(f: Field, t: Time, y: Tensor, dt: Time, tableau: ButcherTableau, A: 
     batch, n = y.shape
     s = tableau.stages
     implicit = [any(a != 0.0 for a in row) for row in tableau.A]
-    tol = _tolerance(newton, y.dtype)
+    tol = newton.stage_tolerance(y.dtype)
     eye = torch.eye(s * n, dtype=y.dtype, device=y.device)
     zero_jac = torch.zeros(batch, n, n, dtype=y.dtype, device=y.device)
     update = bound = math.nan
@@ -309,30 +314,40 @@ def _contracting(deltas: list[float]) -> bool:
     return len(deltas) < 3 or deltas[-1] < deltas[-2]
 
 
+def functional_iteration(step: Callable[[Tensor], Tensor], start: Tensor, bound: Callable[[Tensor], float]
+                         ) -> tuple[Optional[Tensor], int]:
+    """The fixed-point iteration x <- step(x) from ``start`` (Hairer & Wanner II, section IV.8) as the stage
+    solves and their adjoints run it: (x, iterations) once an update's max-norm is at most ``bound`` of the
+    first iterate; (None, iterations) as soon as an update is not finite or stops shrinking (``_contracting``),
+    or after ``FUNCTIONAL_ITERS`` iterations."""
+    x, deltas, limit = start, [], None
+    for iteration in range(1, FUNCTIONAL_ITERS + 1):
+        new = step(x)
+        if limit is None:  # the scale of the iterates, once: they move by far less than their size from here on
+            limit = bound(new)
+        update = float((new - x).abs().amax())
+        x = new
+        if not math.isfinite(update):
+            return None, iteration
+        if update <= limit:
+            return x, iteration
+        deltas.append(update)
+        if not _contracting(deltas):
+            return None, iteration
+    return None, FUNCTIONAL_ITERS
+
+
 def _functional(f: Field, y: Tensor, dt: Time, rows: tuple[tuple[float, ...], ...], times: list,
                 newton: NewtonOptions, counter: NewtonCounter, K: Tensor) -> Optional[Tensor]:
-    """Functional (fixed-point) iteration K <- G(K) from K (Hairer & Wanner II, section IV.8): no Jacobian and no
+    """Functional (fixed-point) iteration K <- G(K) from K (``functional_iteration``): no Jacobian and no
     factorisation, converging when dt * Lipschitz(f) * |A| < 1 (the non-stiff regime, e.g. a tanh field at a
     small step). Same stopping rule as Newton's method; None as soon as the updates stop shrinking or after
     ``FUNCTIONAL_ITERS`` iterations (Newton takes over). Counted in ``counter.functional``."""
-    tol = _tolerance(newton, y.dtype)
-    deltas: list[float] = []
-    bound: Optional[float] = None
-    for _ in range(FUNCTIONAL_ITERS):
-        G = _stage_map(f, y, dt, rows, times, K)
-        counter.functional += 1
-        if bound is None:  # the scale of the stages, once: they move by far less than their size from here on
-            bound = tol * (1.0 + float(G.abs().amax()))
-        update = float((G - K).abs().amax())
-        K = G
-        if not math.isfinite(update):
-            return None
-        if update <= bound:
-            return K
-        deltas.append(update)
-        if not _contracting(deltas):
-            return None
-    return None
+    tol = newton.stage_tolerance(y.dtype)
+    K, iterations = functional_iteration(lambda K: _stage_map(f, y, dt, rows, times, K), K,
+                                         lambda G: tol * (1.0 + float(G.abs().amax())))
+    counter.functional += iterations
+    return K
 
 
 def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K: Tensor, newton: NewtonOptions,
@@ -347,24 +362,17 @@ def _functional_stages(f: Field, y: Tensor, dt: Time, A: Tensor, times: list, K:
         return K
     leaf = K.detach().requires_grad_()  # a second graph, of G in K alone, for the vector-Jacobian products
     G_of_K = _stage_map(f, y.detach(), _detach(dt), tableau.A, [_detach(ti) for ti in times], leaf)
-    tol = _tolerance(newton, y.dtype)
+    tol = newton.stage_tolerance(y.dtype)
 
     def adjoint(grad: Optional[Tensor]) -> Optional[Tensor]:
         if grad is None:  # an undefined gradient stays undefined
             return None
-        v, deltas = grad, []
         bound = tol * (1.0 + float(grad.abs().amax()))
-        for _ in range(FUNCTIONAL_ITERS):
-            (vjp,) = torch.autograd.grad(G_of_K, leaf, v, retain_graph=True)
-            counter.functional += 1
-            new = grad + vjp
-            update = float((new - v).abs().amax())
-            v = new
-            if update <= bound:
-                return v
-            deltas.append(update)
-            if not (math.isfinite(update) and _contracting(deltas)):
-                break
+        v, iterations = functional_iteration(
+            lambda v: grad + torch.autograd.grad(G_of_K, leaf, v, retain_graph=True)[0], grad, lambda _: bound)
+        counter.functional += iterations
+        if v is not None:
+            return v
         with torch.no_grad():
             Y = y.unsqueeze(1) + _stagewise(_detach(dt)) * torch.einsum("ij,bjn->bin", A, K)
             LU, pivots = _factor_at(f, jacobian, Y.detach(), _detach(dt), tableau, A,
@@ -415,12 +423,6 @@ def _adjoint_solve(LU: Tensor, pivots: Tensor, grad: Tensor) -> Tensor:
     factors serve a float32 gradient)."""
     rhs = grad.reshape(grad.shape[0], -1, 1)
     return torch.linalg.lu_solve(LU, pivots, rhs.to(LU.dtype), adjoint=True).to(grad.dtype).view_as(grad)
-
-
-def _tolerance(newton: NewtonOptions, dtype: torch.dtype) -> float:
-    """The stopping tolerance of the stage iterations: ``newton.tol``, raised to 10 eps of the dtype (no
-    update gets below rounding)."""
-    return max(newton.tol, 10.0 * torch.finfo(dtype).eps)
 
 
 def _factor_at(f: Field, jacobian: Optional[Jacobian], Y: Tensor, dt: Time, tableau: ButcherTableau, A: Tensor,

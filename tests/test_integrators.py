@@ -9,7 +9,7 @@ import torch
 import solvers
 from odernn import (ODERNN, AFRNNField, AntisymmetricField, FRNNField, GatedAntisymmetricField,
                     StackedAntisymmetricField, UnstructuredField)
-from odernn.integrators import AdaptiveSolve, FusedGaussSeidelScan, FusedRKScan, SteppedScan
+from odernn.integrators import AdaptiveSolve, FusedGaussSeidelScan, FusedImplicitScan, FusedRKScan, SteppedScan
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -66,13 +66,14 @@ def test_jumps_outside_the_span_are_ignored_and_bad_jumps_refused():
 
 @pytest.mark.parametrize("solver,interpolation,kind", [
     ("euler", "hold", FusedRKScan), ("rk4", "linear", SteppedScan), ("euler", "linear", FusedRKScan),
-    ("implicit_midpoint", "hold", SteppedScan), ("dopri5", "hold", AdaptiveSolve),
+    ("implicit_midpoint", "hold", FusedImplicitScan), ("implicit_midpoint", "linear", SteppedScan),
+    ("dopri5", "hold", AdaptiveSolve),
 ])
 def test_the_integrator_is_resolved_once_from_method_field_and_settings(solver, interpolation, kind):
     model = ODERNN(AntisymmetricField(2, 3), solver, interpolation=interpolation)
     assert type(model.integrator) is kind
     model.fast_path = False
-    assert type(model.integrator) is (SteppedScan if kind is FusedRKScan else kind)
+    assert type(model.integrator) is (SteppedScan if kind in (FusedRKScan, FusedImplicitScan) else kind)
 
 
 def test_partitioned_euler_on_a_layered_field_takes_the_fused_gauss_seidel_scan():

@@ -14,17 +14,17 @@ from ..fields.base import VectorField
 from .adaptive import AdaptiveSolve
 from .base import Integrator, Settings, Solution
 from .grid import Grid
-from .fused import (FusedGaussSeidelScan, FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan,
-                    FusedOscillatorScan, FusedRKScan)
+from .fused import (FusedGaussSeidelScan, FusedImplicitScan, FusedIndependentOscillatorScan, FusedLEMScan,
+                    FusedLinearTanhEulerScan, FusedOscillatorScan, FusedRKScan)
 from .reversible import ReversibleScan
 from .stepped import SteppedScan
 
-REGISTRY: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
+REGISTRY: tuple[type[Integrator], ...] = (FusedRKScan, FusedImplicitScan, FusedGaussSeidelScan, FusedOscillatorScan,
                                           FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan,
                                           ReversibleScan, SteppedScan, AdaptiveSolve)
 """Integrators in order of preference; the fused scans come first."""
 
-FUSED: tuple[type[Integrator], ...] = (FusedRKScan, FusedGaussSeidelScan, FusedOscillatorScan,
+FUSED: tuple[type[Integrator], ...] = (FusedRKScan, FusedImplicitScan, FusedGaussSeidelScan, FusedOscillatorScan,
                                        FusedIndependentOscillatorScan, FusedLEMScan, FusedLinearTanhEulerScan)
 
 
@@ -37,5 +37,5 @@ def resolve(method: solvers.Method, field: VectorField, settings: Settings, fast
     raise ValueError(f"no integrator runs method {method.name!r} ({method.kind}) on {type(field).__name__}")
 
 
-__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedGaussSeidelScan", "FusedOscillatorScan", "FusedIndependentOscillatorScan", "FusedLEMScan", "FusedLinearTanhEulerScan",
+__all__ = ["Integrator", "Settings", "Solution", "Grid", "resolve", "REGISTRY", "FUSED", "FusedRKScan", "FusedImplicitScan", "FusedGaussSeidelScan", "FusedOscillatorScan", "FusedIndependentOscillatorScan", "FusedLEMScan", "FusedLinearTanhEulerScan",
            "SteppedScan", "AdaptiveSolve", "ReversibleScan"]

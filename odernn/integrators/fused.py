@@ -10,7 +10,10 @@ values and gradients), with the input projection, every stage and the backward p
 - ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN);
 - ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN);
 - ``FusedLEMScan``: partitioned Euler over LEM's (z, y);
-- ``FusedLinearTanhEulerScan``: forward Euler on h L + tanh(h W + U x + b) (Lipschitz RNN).
+- ``FusedLinearTanhEulerScan``: forward Euler on h L + tanh(h W + U x + b) (Lipschitz RNN);
+- ``FusedImplicitScan``: any fixed-step implicit tableau on tanh(C h + V x + b), the stages by functional
+  iteration (``odernn.fused_implicit``); a sequence where it does not contract goes to the stepped scan,
+  whose Newton's method takes over.
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ import solvers
 
 from ..fields.base import VectorField
 from ..fused import tanh_gauss_seidel_scan, tanh_rk_scan
+from ..fused_implicit import NotContracting, tanh_implicit_scan
 from ..fused_oscillator import oscillator_scan
 from ..fused_lem import lem_scan
 from ..fused_lipschitz import linear_tanh_euler_scan
@@ -53,6 +57,32 @@ class FusedRKScan(_Fused):
         states, last = tanh_rk_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n, tableau,
                                     n, gated=form.gated)
         return Solution(states, last, fixed_stats(x.shape[0] * n, tableau.stages))
+
+
+class FusedImplicitScan(_Fused):
+    """A fixed-step implicit tableau on tanh(C h + V x + b), its stages by functional iteration; where that does
+    not contract, the stepped scan of the same method (functional iteration, then Newton's method)."""
+
+    @classmethod
+    def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
+        form = field.tanh_form()
+        return (method.implicit_tableau is not None and not method.adaptive and form is not None
+                and not form.gated and settings.newton.functional and held_input_everywhere(method, settings))
+
+    def integrate(self, field: VectorField, h0, x, grid: Grid, settings: Settings) -> Solution:
+        if grid.step is None:
+            return self.general.integrate(field, h0, x, grid, settings)
+        form, tableau, n = field.tanh_form(), self.method.implicit_tableau, settings.substeps
+        counts: list[int] = []
+        try:
+            states, last = tanh_implicit_scan(h0, x, form.weight, form.bias, form.matrix, grid.step / n, tableau,
+                                              n, settings.newton.stage_tolerance(h0.dtype), counts)
+        except NotContracting:
+            return self.general.integrate(field, h0, x, grid, settings)
+        steps, iterations = x.shape[0] * n, sum(counts)
+        stats = fixed_stats(steps, 1) + solvers.SolveStats(nfe=iterations * tableau.stages,
+                                                           n_functional=iterations)
+        return Solution(states, last, stats)
 
 
 class FusedGaussSeidelScan(_Fused):

@@ -93,6 +93,12 @@ class Method:
         return None
 
     @property
+    def implicit_tableau(self) -> Optional[ButcherTableau]:
+        """The tableau when each step solves its stage equations at a fixed step (``solvers.implicit``: the
+        functional iteration first, Newton's method where it does not contract), else None."""
+        return None
+
+    @property
     def properties(self) -> tuple[str, ...]:
         """Structural properties for tables: "A-stable", "symplectic", "reversible"."""
         return ("reversible",) if self.reversible else ()

@@ -16,12 +16,17 @@ from torch import Tensor
 from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, implicit_rk_step
 from solvers.methods.base import Stepper
 from solvers.methods.tableau_method import TableauMethod
+from solvers.tableaus import ButcherTableau
 
 
 class ImplicitRK(TableauMethod):
     kind = "implicit"
     implicit = True
     options = ("newton", "batch_rows")
+
+    @property
+    def implicit_tableau(self) -> ButcherTableau:
+        return self.tableau
 
     @property
     def properties(self) -> tuple[str, ...]:
