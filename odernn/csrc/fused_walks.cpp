@@ -26,7 +26,7 @@ using namespace odernn_walks;
 // Explicit Runge-Kutta. Per step j and stage i (s stages, tableau a, b):
 //   forward   s_i = Y_i A^T (one GEMM), then ONE elementwise pass: k_i = act(s_i + u), its record, and every
 //             later stage input Y_p = y + dt sum_l a_pl k_l and the next state y' = y + dt sum_l b_l k_l
-//             accumulated from k_i while it is in registers (the pass of stage 0 starts them from y);
+//             accumulated from k_i while it is in registers (each started from y by its first non-zero term);
 //   backward  t_i = gs_i A (one GEMM), then ONE pass: gy += dt t_i, acc_p += dt a_ip t_i (p < i), and the
 //             next stage's gs_{i-1} = acc_{i-1} act'_{i-1} (acc_p = gk_p / dt = b_p gy' + sum_l a_lp gY_l / dt);
 //             the pass of stage 0 also begins the previous step (its gy', gs_{s-1} and the acc_p = b_p gy').
@@ -179,6 +179,16 @@ void rk_forward_typed(const Tensor& states, const Tensor& inputs, const std::opt
   std::vector<Tensor> rec_of, in_of;
   for (int64_t i = 0; i < stages; ++i) rec_of.push_back(records.select(0, i));
   for (int64_t p = 0; p + 1 < stages; ++p) in_of.push_back(stage_inputs.select(0, p));
+  // the stage that starts each stage input Y_p (and y') from y: the first with a non-zero coefficient (0 where
+  // there is none: Y_p = y), so that no stage input is first written as a copy of y
+  auto first_nonzero = [](const std::vector<double>& row, int64_t count) {
+    for (int64_t l = 0; l < count; ++l)
+      if (row[l] != 0.0) return l;
+    return int64_t(0);
+  };
+  std::vector<int64_t> starts_at(stages, 0);
+  for (int64_t p = 1; p < stages; ++p) starts_at[p] = first_nonzero(a[p], p);
+  const int64_t next_starts_at = first_nonzero(std::vector<double>(b.begin(), b.end()), stages);
   for (int64_t j = 0; j < steps; ++j) {
     Tensor y = states.select(0, j);
     T* y_ptr = y.data_ptr<T>();
@@ -192,9 +202,9 @@ void rk_forward_typed(const Tensor& states, const Tensor& inputs, const std::opt
       std::vector<Target<T>> targets;
       for (int64_t p = i + 1; p < stages; ++p) {
         T* out = at_<T>(stage_inputs, p - 1, j);
-        if (i == 0 || a[p][i] != 0.0) targets.push_back({out, i == 0 ? y_ptr : out, T(dt * a[p][i])});
+        if (i == starts_at[p] || a[p][i] != 0.0) targets.push_back({out, i == starts_at[p] ? y_ptr : out, T(dt * a[p][i])});
       }
-      if (i == 0 || b[i] != 0.0) targets.push_back({next, i == 0 ? y_ptr : next, T(dt * b[i])});
+      if (i == next_starts_at || b[i] != 0.0) targets.push_back({next, i == next_starts_at ? y_ptr : next, T(dt * b[i])});
       forward_pass<T>(L, s_i.data_ptr<T>(), u, rec.data_ptr<T>(), gated ? ks.data_ptr<T>() + i * ks.stride(0) : nullptr,
                       targets);
     }
