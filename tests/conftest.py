@@ -21,6 +21,17 @@ def _restore_torch_globals():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def compiled():
+    """The compiled walks built (or loaded); the test is skipped where no compiler can build them (the Python
+    walks are all there is to test)."""
+    from odernn import kernels
+    try:
+        kernels.build()
+    except Exception as error:
+        pytest.skip(f"compiled walks not available: {type(error).__name__}")
+
+
 @pytest.fixture
 def float64():
     """Run a test with float64 as torch's default dtype (restored afterwards by the guard above)."""

@@ -14,14 +14,6 @@ from odernn.fused_oscillator import oscillator_scan
 from odernn.fused_unicornn import independent_oscillator_scan
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    try:
-        kernels.build()
-    except Exception as error:  # no compiler here: the Python walks are all there is to test
-        pytest.skip(f"compiled walks not available: {type(error).__name__}")
-
-
 def leaves(model: str, n: int, m: int, batch: int, length: int, dtype, seed: int = 0,
            scale: float = 0.6) -> list[torch.Tensor]:
     """h0, x and the scan's parameters, random with standard deviation ``scale``."""

@@ -12,14 +12,6 @@ from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricFie
 from odernn.fused import tanh_gauss_seidel_scan, tanh_rk_scan
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    try:
-        kernels.build()
-    except Exception as error:  # no compiler here: the Python walks are all there is to test
-        pytest.skip(f"compiled walks not available: {type(error).__name__}")
-
-
 def inputs(n, m, batch, length, rows, dtype, seed=0, scale=0.7):
     gen = torch.Generator().manual_seed(seed)
     shapes = [(batch, n), (length, batch, m), (rows, m), (rows,), (n, n)]
