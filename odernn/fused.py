@@ -187,6 +187,12 @@ def input_gradients(ctx, grad_u: Tensor, x: Tensor, weight: Tensor, dt: float) -
             flat.sum(0).mul_(dt) if need_bias else None]
 
 
+def gradient_start(grad_last: Optional[Tensor], like: Tensor) -> Tensor:
+    """The reverse walk's starting gradient dL/dh_T in a buffer of its own (contiguous, written in place by the
+    walks): zeros where the last state's gradient is undefined."""
+    return torch.zeros_like(like) if grad_last is None else grad_last.clone(memory_format=torch.contiguous_format)
+
+
 def per_sample(grad: Tensor, length: int) -> Tensor:
     """(stages, steps, B, w) gradients summed over the stages and the substeps of each of ``length`` samples:
     (T, B, w) (a view when there is one of each)."""
@@ -380,8 +386,7 @@ class TanhRKScan(torch.autograd.Function):
         dt, gated = ctx.dt, ctx.gated
         stages, steps, batch, width = records.shape
         n = matrix.shape[0]
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
         grad_s = POOL.take((stages, steps, batch, n), records)
         grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
@@ -433,8 +438,7 @@ class TanhGaussSeidelScan(torch.autograd.Function):
         states, acts, x, weight, matrix = ctx.saved_tensors
         dt, sizes, substeps = ctx.dt, ctx.sizes, ctx.substeps
         steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
         grad_u = POOL.take((steps, batch, n), acts)
         walks(states.device).gs_backward(grad_h, grad_states, acts, grad_u, matrix, list(sizes), dt, substeps)

@@ -33,7 +33,7 @@ from torch.autograd.function import once_differentiable
 
 from solvers import ButcherTableau, functional_iteration
 
-from .fused import POOL, input_gradients, per_sample, project
+from .fused import POOL, gradient_start, input_gradients, per_sample, project
 
 
 class NotContracting(Exception):
@@ -91,8 +91,7 @@ class TanhImplicitScan(torch.autograd.Function):
         states, solved, x, weight, matrix, a, b = ctx.saved_tensors
         substeps, tol = ctx.substeps, ctx.tol
         steps, batch, stages, n = solved.shape
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         grad_pre = POOL.take((steps, batch, stages, n), solved)  # g_i of every step
         stage_inputs = POOL.take((steps, batch, stages, n), solved)  # Y_i at the solution
         for j in range(steps - 1, -1, -1):

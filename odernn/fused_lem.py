@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused import POOL, held_inputs, input_gradients, per_sample, sigmoid_backward, tanh_backward, walks
+from .fused import (POOL, gradient_start, held_inputs, input_gradients, per_sample, sigmoid_backward,
+                    tanh_backward, walks)
 
 
 class LEMWalks:
@@ -117,8 +118,7 @@ class LEMScan(torch.autograd.Function):
         states, rates, targets, x, drive_weight, w_h, w_z = ctx.saved_tensors
         dt, substeps = ctx.dt, ctx.substeps
         steps, batch, n = targets.shape
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         if grad_states is not None:
             grad_states = grad_states.contiguous()
         grad_drives = POOL.take((steps, batch, 4 * n), rates)  # dL/d[P | Q] of every step

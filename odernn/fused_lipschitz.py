@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused import POOL, held_inputs, input_gradients, per_sample, tanh_backward, walks
+from .fused import POOL, gradient_start, held_inputs, input_gradients, per_sample, tanh_backward, walks
 
 
 class LinearTanhWalks:
@@ -87,8 +87,7 @@ class LinearTanhEulerScan(torch.autograd.Function):
         states, acts, x, weight, both = ctx.saved_tensors
         eps, substeps = ctx.eps, ctx.substeps
         steps, batch, n = acts.shape
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         if grad_states is not None:
             grad_states = grad_states.contiguous()
         grad_ps = POOL.take((steps, batch, 2 * n), acts)  # [eps g', g_s] of every step

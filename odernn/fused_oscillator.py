@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .fused import POOL, held_inputs, input_gradients, per_sample, tanh_backward, walks
+from .fused import POOL, gradient_start, held_inputs, input_gradients, per_sample, tanh_backward, walks
 
 
 class OscillatorWalks:
@@ -98,8 +98,7 @@ class OscillatorScan(torch.autograd.Function):
         states, acts, x, weight, coupling = ctx.saved_tensors
         dt = ctx.dt
         steps, batch, n = acts.shape
-        grad_h = torch.zeros_like(states[0]) if grad_last is None else grad_last.clone(
-            memory_format=torch.contiguous_format)
+        grad_h = gradient_start(grad_last, states[0])
         if grad_states is not None:
             grad_states = grad_states.contiguous()
         grad_u = POOL.take((steps, batch, n), acts)  # g = dL/d(pre-activation) / dt of every step
