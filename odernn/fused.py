@@ -14,9 +14,11 @@ the same walk. The backward walks each step's stages in reverse, with gy' = dL/d
     gy = gy' + sum_i gY_i,
 
 one matmul per stage and one fused elementwise pass (aten's tanh_backward) for tanh; the gated activation
-keeps its two derivative factors sigmoid'(.) tanh(.) and sigmoid(.) tanh'(.) from the forward, so its
-backward is one broadcast product (the gradient of [u_z, u_h]) and one add (gs_i). The activation is a pair
-of small pieces (``TanhActivation``, ``GatedTanhActivation``) that the one tableau walk calls.
+keeps [gate, update] from the forward, so its backward is a few products (the gradient of [u_z, u_h]) and
+one add (gs_i). The activation is a pair of small pieces (``TanhActivation``, ``GatedTanhActivation``) that
+the one tableau walk calls. Only the states and the per-stage records are kept for the backward: k_i is a
+function of its record, so the stage inputs Y_i are formed again from the states when the weight gradient
+needs them.
 
 Partitioned (Gauss-Seidel) Euler (``tanh_gauss_seidel_scan``) over blocks h = (h_1, ..., h_m) with rows
 C_i of the coupling matrix C (the scheme of ``solvers.partitioned_euler_step``; Hairer, Lubich, Wanner,
@@ -29,8 +31,9 @@ adjoint walks the blocks in reverse on one gradient row: gs_i = tanh'(.) g_i (g_
 g += dt gs_i C_i, also in place.
 
 Both are ``torch.autograd.Function``s whose hand-written backward is differentiable once. The gradient of
-A (C) is the sum over all steps and stages of gs_i^T Y_i: one large matmul at the end (two per block for
-Gauss-Seidel). Those of x, V and b are large products too, of g_u = dL/du summed over each sample's stages
+A (C) is the sum over all steps and stages of gs_i^T Y_i: the compiled walk accumulates it step by step, one
+product with K = s B while a step's gs_i and Y_i are in cache (so that neither is ever written to memory);
+the Python walks form it as one large matmul per stage at the end (two per block for Gauss-Seidel). Those of x, V and b are large products too, of g_u = dL/du summed over each sample's stages
 and substeps (``input_gradients``). The last state is a separate output, so a loss on h_T alone (a
 classifier) adds nothing per step.
 
@@ -133,16 +136,21 @@ class TanhActivation:
         return record.tanh_()
 
     @staticmethod
+    def output(record: Tensor) -> Tensor:
+        """k from its record (any leading dimensions)."""
+        return record
+
+    @staticmethod
     def backward(grad_k: Tensor, record: Tensor, grad_u: Tensor, grad_s: Optional[Tensor]) -> Tensor:
         """Writes dL/du into ``grad_u`` and returns dL/ds (here the same tensor)."""
         return tanh_backward(grad_k, record, grad_input=grad_u)
 
 
 class GatedTanhActivation:
-    """k = sigmoid(s + u_z) * tanh(s + u_h), s = Y A^T, u = [u_z, u_h] (B, 2n). The record is the pair of
-    derivative factors [dk/du_z, dk/du_h] = [sigmoid'(.) tanh(.), sigmoid(.) tanh'(.)] (B, 2n), so the
-    backward is grad_u = gk * record (one broadcast product) and dL/ds = the sum of its halves (one add).
-    The stage outputs k_i of the current step live in a small scratch buffer (only the step needs them)."""
+    """k = sigmoid(s + u_z) * tanh(s + u_h), s = Y A^T, u = [u_z, u_h] (B, 2n). The record is the pair
+    [gate, update] = [sigmoid(s + u_z), tanh(s + u_h)] (B, 2n): k is their product, and the backward's
+    dL/du = [gk update sigmoid'(.), gk gate tanh'(.)] and dL/ds = the sum of its halves. The stage outputs
+    k_i of the current step live in a small scratch buffer (only the step needs them)."""
 
     width = 2
 
@@ -157,16 +165,21 @@ class GatedTanhActivation:
         gate, update = torch.add(u.view(batch, 2, n).transpose(0, 1), self.pre, out=self.gates).unbind(0)
         gate.sigmoid_()
         update.tanh_()
-        d_gate, d_update = record.view(batch, 2, n).unbind(1)
-        sigmoid_backward(update, gate, grad_input=d_gate)
-        tanh_backward(gate, update, grad_input=d_update)
+        record.view(batch, 2, n).copy_(self.gates.transpose(0, 1))
         return torch.mul(gate, update, out=self.ks[i])
+
+    @staticmethod
+    def output(record: Tensor) -> Tensor:
+        n = record.shape[-1] // 2
+        return record[..., :n] * record[..., n:]
 
     @staticmethod
     def backward(grad_k: Tensor, record: Tensor, grad_u: Tensor, grad_s: Optional[Tensor]) -> Tensor:
         batch, n = grad_k.shape
-        grad_gate, grad_update = torch.mul(record.view(batch, 2, n), grad_k.unsqueeze(1),
-                                           out=grad_u.view(batch, 2, n)).unbind(1)
+        gate, update = record.view(batch, 2, n).unbind(1)
+        grad_gate, grad_update = grad_u.view(batch, 2, n).unbind(1)
+        sigmoid_backward(grad_k * update, gate, grad_input=grad_gate)
+        tanh_backward(grad_k * gate, update, grad_input=grad_update)
         return torch.add(grad_gate, grad_update, out=grad_s)
 
 
@@ -185,6 +198,16 @@ def input_gradients(ctx, grad_u: Tensor, x: Tensor, weight: Tensor, dt: float) -
     return [(grad_u @ weight).mul_(dt) if need_x else None,
             (flat.T @ x.reshape(-1, x.shape[-1])).mul_(dt) if need_weight else None,
             flat.sum(0).mul_(dt) if need_bias else None]
+
+
+def walked_input_gradients(ctx, grad_inputs: Tensor, grad_input_weight: Optional[Tensor], x: Tensor,
+                           weight: Tensor, dt: float) -> list[Optional[Tensor]]:
+    """dL/dx, dL/dV and dL/db after a reverse walk: from g = dL/du / dt per sample (``input_gradients``), or,
+    where the walk formed u = [x, 1] [V^T; b] itself (``held_inputs``), from the dL/dx / dt (T, B, m) and
+    dL/d[V^T; b] / dt (m + 1, w) it formed while g was in cache."""
+    if grad_input_weight is None:
+        return input_gradients(ctx, grad_inputs, x, weight, dt)
+    return [grad_inputs.mul_(dt), grad_input_weight[:-1].T.mul(dt), grad_input_weight[-1].mul(dt)]
 
 
 def gradient_start(grad_last: Optional[Tensor], like: Tensor) -> Tensor:
@@ -231,42 +254,47 @@ class PythonWalks:
 
     @staticmethod
     def rk_forward(states: Tensor, inputs: Tensor, input_weight: Optional[Tensor], matrix: Tensor,
-                   stage_inputs: Tensor, records: Tensor, a: Sequence[float], b: Sequence[float], dt: float,
-                   substeps: int, gated: bool) -> None:
+                   records: Tensor, a: Sequence[float], b: Sequence[float], dt: float, substeps: int,
+                   gated: bool) -> None:
         """states (steps + 1, B, n) with states[0] = h0; inputs the projected u (T, B, w n), or with
         ``input_weight`` = [V^T; b] (m + 1, w n) the augmented [x, 1] (T, B, m + 1) (``held_inputs``);
-        stage_inputs Y_2..Y_s (s - 1, steps, B, n); records (s, steps, B, w n); a the s x s tableau
-        row-major."""
+        records (s, steps, B, w n) (the activation's: k_i is ``act.output`` of it); a the s x s tableau
+        row-major. A step's stage inputs Y_2..Y_s live in a scratch buffer; the backward forms them again."""
         projected = inputs if input_weight is None else inputs @ input_weight
         steps, batch, n = states.shape[0] - 1, states.shape[1], states.shape[2]
         stages = len(b)
         act = (GatedTanhActivation if gated else TanhActivation)(stages, batch, n, states)
         matrix_t = matrix.T
         ys, us, rec = states.unbind(0), projected.unbind(0), [r.unbind(0) for r in records]
-        inputs = [None, *(y.unbind(0) for y in stage_inputs)]
+        inputs = [None, *states.new_empty(stages - 1, batch, n).unbind(0)]
         rows = [[(dt * a[i * stages + l], l) for l in range(i) if a[i * stages + l] != 0.0] for i in range(stages)]
         weights = [(dt * w, i) for i, w in enumerate(b) if w != 0.0]
         ks: list[Tensor] = [ys[0]] * stages
         for j in range(steps):
             y, u = ys[j], us[j // substeps]
             for i in range(stages):
-                stage_input = y if i == 0 else combine([(1.0, y)] + [(c, ks[l]) for c, l in rows[i]], inputs[i][j])
+                stage_input = y if i == 0 else combine([(1.0, y)] + [(c, ks[l]) for c, l in rows[i]], inputs[i])
                 ks[i] = act.forward(i, u, stage_input, matrix_t, rec[i][j])
             combine([(1.0, y)] + [(c, ks[i]) for c, i in weights], ys[j + 1])
 
     @staticmethod
-    def rk_backward(grad_h: Tensor, grad_states: Optional[Tensor], records: Tensor, matrix: Tensor,
-                    grad_s: Tensor, grad_u: Optional[Tensor], grad_inputs: Optional[Tensor], a: Sequence[float],
+    def rk_backward(grad_h: Tensor, grad_states: Optional[Tensor], states: Tensor, records: Tensor,
+                    matrix: Tensor, inputs: Optional[Tensor], input_weight: Optional[Tensor], grad_inputs: Tensor,
+                    grad_input_weight: Optional[Tensor], grad_matrix: Optional[Tensor], a: Sequence[float],
                     b: Sequence[float], dt: float, substeps: int, gated: bool) -> Tensor:
-        """Returns dL/dh0 from ``grad_h`` = dL/dh_steps (used as a work buffer); writes dL/ds / dt of every
-        stage and step into ``grad_s`` (s, steps, B, n) and, gated, dL/du / dt into ``grad_u`` (s, steps, B,
-        2n); for tanh dL/du = dL/ds. ``grad_inputs`` (T, B, w n), if given, receives dL/du / dt per input sample
-        (``per_sample``). Per step gy' sits in ``grad_h`` and gy is accumulated into ``grad_next``
-        (two buffers, swapped; the first stage written writes gy' + gY_s, no copy). A stage whose gY_i enters
-        some gk_p (a_ip != 0, p < i) keeps scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the
-        largest such p, so gk_p / dt = b_p gy' + kept_i is one fused add."""
+        """Returns dL/dh0 from ``grad_h`` = dL/dh_steps (used as a work buffer); writes g = dL/du / dt per
+        input sample (its stages and substeps summed, ``per_sample``) into ``grad_inputs`` (T, B, w n) or, with
+        the forward's augmented ``inputs`` [x, 1] and ``input_weight`` [V^T; b], dL/dx / dt = g V into
+        ``grad_inputs`` (T, B, m) and dL/d[V^T; b] / dt = sum_k [x_k, 1]^T g_k into ``grad_input_weight``; and, if
+        given, dL/dA / dt = sum over steps and stages of gs_i^T Y_i into ``grad_matrix`` (n, n), with gs_i =
+        dL/ds_i / dt kept for every step here (a pool buffer) and the stage inputs Y_i formed again from the
+        states and records, so that the weight gradient is one large product per stage. Per step gy' sits in
+        ``grad_h`` and gy is accumulated into ``grad_next`` (two buffers, swapped; the first stage written
+        writes gy' + gY_s, no copy). A stage whose gY_i enters some gk_p (a_ip != 0, p < i) keeps
+        scale_i * gY_i / dt in ``kept``, scale_i = dt * a_ip for the largest such p, so gk_p / dt = b_p gy' +
+        kept_i is one fused add."""
         act = GatedTanhActivation if gated else TanhActivation
-        stages, steps = records.shape[0], records.shape[1]
+        stages, steps, batch, width = records.shape
         a = [list(a[i * stages:(i + 1) * stages]) for i in range(stages)]
         scale = [dt * next((c for c in reversed(row[:i]) if c != 0.0), 0.0) for i, row in enumerate(a)]
         uses = [[(dt * a[l][i] / scale[l], l) for l in range(i + 1, stages) if a[l][i] != 0.0]
@@ -274,6 +302,8 @@ class PythonWalks:
         grad_next = torch.empty_like(grad_h)
         kept = grad_h.new_empty(stages, *grad_h.shape)
         grad_k = torch.empty_like(grad_h)
+        grad_s = POOL.take((stages, steps, batch, grad_h.shape[1]), records)
+        grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
         rec, gs = [r.unbind(0) for r in records], [g.unbind(0) for g in grad_s]
         gu = gs if grad_u is None else [g.unbind(0) for g in grad_u]
         for j in reversed(range(steps)):
@@ -295,8 +325,25 @@ class PythonWalks:
                     grad_next.addmm_(g, matrix, alpha=dt)
                 first = False
             grad_h, grad_next = grad_next, grad_h
-        if grad_inputs is not None:
-            grad_inputs.copy_(per_sample(grad_s if grad_u is None else grad_u, grad_inputs.shape[0]))
+        sample = per_sample(grad_s if grad_u is None else grad_u, grad_inputs.shape[0])
+        if input_weight is None:
+            grad_inputs.copy_(sample)
+        else:
+            torch.matmul(sample, input_weight[:-1].T, out=grad_inputs)
+            torch.mm(inputs.reshape(-1, inputs.shape[-1]).T, sample.reshape(-1, width), out=grad_input_weight)
+        if grad_matrix is not None:
+            n, y = grad_h.shape[1], states[:-1]
+            torch.mm(grad_s[0].reshape(-1, n).T, y.reshape(-1, n), out=grad_matrix)
+            outputs = [act.output(r) for r in records[:-1]]
+            for i in range(1, stages):
+                stage_input = y.clone()
+                for l in range(i):
+                    if a[i][l] != 0.0:
+                        stage_input.add_(outputs[l], alpha=dt * a[i][l])
+                grad_matrix.addmm_(grad_s[i].reshape(-1, n).T, stage_input.view(-1, n))
+        for buffer in (grad_s, grad_u):
+            if buffer is not None:
+                POOL.give(buffer)
         return grad_h
 
     @staticmethod
@@ -363,15 +410,16 @@ class TanhRKScan(torch.autograd.Function):
         walker = walks(h0.device)
         inputs, input_weight = held_inputs(x, weight, bias, walker)
         states = POOL.take((steps + 1, batch, n), h0)  # reused only once nothing outside holds it
-        stage_inputs = POOL.take((stages - 1, steps, batch, n), h0)  # Y_2..Y_s of every step
         records = POOL.take((stages, steps, batch, width * n), h0)
         states[0] = h0
-        walker.rk_forward(states, inputs, input_weight, matrix, stage_inputs, records, a, b, dt, substeps, gated)
+        walker.rk_forward(states, inputs, input_weight, matrix, records, a, b, dt, substeps, gated)
         if input_weight is None:
             POOL.give(inputs)
-        for buffer in (states, records, stage_inputs):
+            inputs = None
+        for buffer in (states, records):
             weakref.finalize(ctx, POOL.give, buffer)
-        ctx.save_for_backward(states, stage_inputs, records, x, weight, matrix)
+        ctx.save_for_backward(states, records, x, weight, matrix, inputs, input_weight)
+        ctx.walker = walker  # the records are the walk's: its own backward reads them
         ctx.dt, ctx.a, ctx.b, ctx.substeps, ctx.gated = dt, a, b, substeps, gated
         ctx.set_materialize_grads(False)
         return states[substeps::substeps], states[-1].clone()
@@ -379,30 +427,25 @@ class TanhRKScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states: Optional[Tensor], grad_last: Optional[Tensor]) -> tuple:
-        """The walk leaves dL/ds / dt of every stage and step in ``grad_s`` (for dL/dA) and dL/du / dt in
-        ``grad_u`` (for tanh the same buffer; gated its own); the parameters' gradients are large products
-        after it."""
-        states, stage_inputs, records, x, weight, matrix = ctx.saved_tensors
-        dt, gated = ctx.dt, ctx.gated
-        stages, steps, batch, width = records.shape
-        n = matrix.shape[0]
+        """The walk leaves dL/dA / dt in ``grad_matrix`` and the inputs' gradients (``walked_input_gradients``)
+        in ``grad_inputs`` (and ``grad_input_weight``)."""
+        states, records, x, weight, matrix, inputs, input_weight = ctx.saved_tensors
+        dt = ctx.dt
+        batch, width = records.shape[2], records.shape[3]
         grad_h = gradient_start(grad_last, states[0])
         grad_states = None if grad_states is None else grad_states.contiguous()  # the walks read it row by row
-        grad_s = POOL.take((stages, steps, batch, n), records)
-        grad_u = POOL.take((stages, steps, batch, width), records) if gated else None
-        # dL/du per input sample: Euler's own stage buffer, else summed over stages and substeps by the walk
-        grad_inputs = None if stages == 1 and ctx.substeps == 1 else POOL.take((x.shape[0], batch, width), records)
-        grad_h0 = walks(states.device).rk_backward(grad_h, grad_states, records, matrix, grad_s, grad_u,
-                                                   grad_inputs, ctx.a, ctx.b, dt, ctx.substeps, gated)
-        sample_grads = (grad_s if grad_u is None else grad_u)[0] if grad_inputs is None else grad_inputs
-        grads = [grad_h0, *input_gradients(ctx, sample_grads, x, weight, dt), None]
-        if ctx.needs_input_grad[4]:
-            from_states = grad_s[0].reshape(-1, n).T @ states[:-1].reshape(-1, n)
-            total = torch.addmm(from_states, grad_s[1:].reshape(-1, n).T, stage_inputs.reshape(-1, n))
-            grads[4] = total.mul_(dt)
-        for buffer in (grad_s, grad_u, grad_inputs):
-            if buffer is not None:
-                POOL.give(buffer)
+        if input_weight is None:
+            grad_inputs, grad_input_weight = POOL.take((x.shape[0], batch, width), records), None
+        else:
+            grad_inputs, grad_input_weight = torch.empty_like(x), torch.empty_like(input_weight)
+        grad_matrix = torch.empty_like(matrix) if ctx.needs_input_grad[4] else None
+        grad_h0 = ctx.walker.rk_backward(grad_h, grad_states, states, records, matrix, inputs, input_weight,
+                                         grad_inputs, grad_input_weight, grad_matrix, ctx.a, ctx.b, dt,
+                                         ctx.substeps, ctx.gated)
+        grads = [grad_h0, *walked_input_gradients(ctx, grad_inputs, grad_input_weight, x, weight, dt),
+                 None if grad_matrix is None else grad_matrix.mul_(dt)]
+        if input_weight is None:
+            POOL.give(grad_inputs)
         return (*grads, None, None, None, None)
 
 

@@ -31,7 +31,7 @@ ENV = "ODERNN_SCAN_KERNEL"
 CHOICES = ("auto", "compiled", "python")
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = (CSRC / "fused_walks.cpp", CSRC / "family_walks.cpp")
-HEADERS = (CSRC / "walk_support.h",)
+HEADERS = (CSRC / "walk_support.h", CSRC / "fixed_product.h")
 NAME = "odernn_fused_walks"
 
 _state: dict = {"choice": None, "ops": None, "error": None, "noticed": False}

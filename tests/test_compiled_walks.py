@@ -9,7 +9,7 @@ import torch
 
 import solvers
 from odernn import ODERNN, AFRNNField, AntisymmetricField, GatedAntisymmetricField, kernels
-from odernn.fused import tanh_gauss_seidel_scan, tanh_rk_scan
+from odernn.fused import INLINE_FEATURES, tanh_gauss_seidel_scan, tanh_rk_scan
 
 
 def inputs(n, m, batch, length, rows, dtype, seed=0, scale=0.7):
@@ -38,6 +38,19 @@ def both_walks(scan, leaves, *args, **kwargs):
 def test_rk_walks_agree_in_float64(compiled, method, gated, substeps):
     n = 5
     leaves = inputs(n, 2, 3, 6, 2 * n if gated else n, torch.float64)
+    python, native = both_walks(tanh_rk_scan, leaves, 0.3, solvers.get_tableau(method), substeps, gated=gated)
+    for p, c in zip(python, native):
+        assert torch.allclose(p, c, rtol=0, atol=1e-10), (p - c).abs().max()
+
+
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_rk_walks_agree_with_projected_inputs(compiled, method, gated, substeps):
+    """Beyond INLINE_FEATURES input features the compiled walk reads the projected inputs and hands back dL/du per
+    sample (not dL/dx and dL/d[V^T; b] formed in the walk): the same values and gradients."""
+    n, m = 5, INLINE_FEATURES + 1
+    leaves = inputs(n, m, 3, 6, 2 * n if gated else n, torch.float64)
     python, native = both_walks(tanh_rk_scan, leaves, 0.3, solvers.get_tableau(method), substeps, gated=gated)
     for p, c in zip(python, native):
         assert torch.allclose(p, c, rtol=0, atol=1e-10), (p - c).abs().max()

@@ -85,11 +85,12 @@ void oscillator_forward_band(const Tensor& states, const Tensor& inputs, const s
                              const Tensor& coupling_t, const Tensor& acts, double gamma, double epsilon, double dt,
                              int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
+  const FixedProduct by_coupling_t(coupling_t, rows);
   const V<T> keep = V<T>(T(1 - dt * epsilon)), h = V<T>(T(dt)), pull = V<T>(T(-dt * gamma));
   const Steps<T> a_s(acts), h_s(states);
   for (int64_t j = 0; j < steps; ++j) {
     Tensor a_j = acts.select(0, j);
-    at::mm_out(a_j, states.select(0, j), coupling_t);
+    by_coupling_t(a_j, states.select(0, j));
     const Rows<T> a = a_s[j], now = h_s[j], next = h_s[j + 1];
     const Inputs<T> u = held<T>(inputs, input_weight, j / substeps);
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
@@ -109,6 +110,7 @@ void oscillator_backward_band(const Tensor& grad_h, const std::optional<Tensor>&
                               const Tensor& coupling, const Tensor& grad_u, double gamma, double epsilon, double dt,
                               int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
+  const FixedProduct by_coupling(coupling, rows);
   const V<T> keep = V<T>(T(1 - dt * epsilon)), h = V<T>(T(dt)), pull = V<T>(T(-dt * gamma));
   Tensor q_t = at::empty({rows, n}, grad_h.options()), t_t = at::empty({rows, 2 * n}, grad_h.options());
   const Rows<T> gh{grad_h.data_ptr<T>(), grad_h.stride(0)}, q{q_t.data_ptr<T>(), n}, t{t_t.data_ptr<T>(), 2 * n};
@@ -131,7 +133,7 @@ void oscillator_backward_band(const Tensor& grad_h, const std::optional<Tensor>&
     });
   }
   for (int64_t j = steps - 1; j >= 0; --j) {
-    at::mm_out(t_t, grad_u.select(0, j), coupling);
+    by_coupling(t_t, grad_u.select(0, j));
     const int64_t before = std::max<int64_t>(j - 1, 0);  // the step begun (j > 0 only)
     const Rows<T> extra = returned.before(j - 1), a = a_s[before], g = g_s[before];
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
@@ -160,12 +162,14 @@ void lem_forward_band(const Tensor& states, const Tensor& drives, const std::opt
                       const Tensor& w_h_t, const Tensor& w_z_t, const Tensor& rates, const Tensor& targets, double dt,
                       int64_t substeps) {
   const int64_t steps = targets.size(0), rows = targets.size(1), n = targets.size(2);
+  const FixedProduct by_w_h_t(w_h_t, rows);
+  const FixedProduct by_w_z_t(w_z_t, rows);
   const V<T> h = V<T>(T(dt));
   const Steps<T> p_s(rates), b_s(targets), h_s(states);
   for (int64_t j = 0; j < steps; ++j) {
     Tensor p_j = rates.select(0, j), b_j = targets.select(0, j);
     const Tensor now_t = states.select(0, j), next_t = states.select(0, j + 1);
-    at::mm_out(p_j, now_t.narrow(1, n, n), w_h_t);
+    by_w_h_t(p_j, now_t.narrow(1, n, n));
     const Rows<T> p = p_s[j], b = b_s[j], now = h_s[j], next = h_s[j + 1];
     const Inputs<T> u = held<T>(drives, drive_weight, j / substeps);
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
@@ -177,7 +181,7 @@ void lem_forward_band(const Tensor& states, const Tensor& drives, const std::opt
       const V<T> z = now.load(r, c, cnt);
       next.store(z + h * r2 * (a - z), r, c, cnt);
     });
-    at::mm_out(b_j, next_t.narrow(1, 0, n), w_z_t);
+    by_w_z_t(b_j, next_t.narrow(1, 0, n));
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
       const V<T> target = tanh_<T>(b.load(r, c, cnt) + u.load(r, 3 * n + c, cnt));
       b.store(target, r, c, cnt);
@@ -193,6 +197,8 @@ void lem_backward_band(const Tensor& grad_h, const std::optional<Tensor>& grad_s
                        const Tensor& rates, const Tensor& targets, const Tensor& w_h, const Tensor& w_z,
                        const Tensor& grad_drives, double dt, int64_t substeps) {
   const int64_t steps = targets.size(0), rows = targets.size(1), n = targets.size(2);
+  const FixedProduct by_w_z(w_z, rows);
+  const FixedProduct by_w_h(w_h, rows);
   const V<T> h = V<T>(T(dt)), one = V<T>(T(1));
   Tensor t_t = at::empty({rows, n}, grad_h.options());
   const Rows<T> gh{grad_h.data_ptr<T>(), grad_h.stride(0)}, t{t_t.data_ptr<T>(), n};
@@ -215,7 +221,7 @@ void lem_backward_band(const Tensor& grad_h, const std::optional<Tensor>& grad_s
   }
   for (int64_t j = steps - 1; j >= 0; --j) {
     const Tensor grad_j = grad_drives.select(0, j);
-    at::mm_out(t_t, grad_j.narrow(1, 3 * n, n), w_z);
+    by_w_z(t_t, grad_j.narrow(1, 3 * n, n));
     const Rows<T> p = p_s[j], now = h_s[j], gp = gp_s[j];
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
       const V<T> q = gh.load(r, c, cnt) + t.load(r, c, cnt), hq = h * q;
@@ -226,7 +232,7 @@ void lem_backward_band(const Tensor& grad_h, const std::optional<Tensor>& grad_s
       const V<T> gy = gh.load(r, n + c, cnt);
       gh.store(gy - h * gy * r1, r, n + c, cnt);
     });
-    at::mm_out(t_t, grad_j.narrow(1, 0, 3 * n), w_h);
+    by_w_h(t_t, grad_j.narrow(1, 0, 3 * n));
     const Rows<T> extra = returned.before(j - 1);
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
       const V<T> gy = gh.load(r, n + c, cnt) + t.load(r, c, cnt);
@@ -244,12 +250,13 @@ template <typename T>
 void linear_tanh_forward_band(const Tensor& states, const Tensor& inputs, const std::optional<Tensor>& input_weight,
                               const Tensor& both, const Tensor& acts, double eps, int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
+  const FixedProduct by_both(both, rows);
   const V<T> e = V<T>(T(eps));
   Tensor work_t = at::empty({rows, 2 * n}, states.options());
   const Rows<T> work{work_t.data_ptr<T>(), 2 * n};
   const Steps<T> a_s(acts), h_s(states);
   for (int64_t j = 0; j < steps; ++j) {
-    at::mm_out(work_t, states.select(0, j), both);
+    by_both(work_t, states.select(0, j));
     const Rows<T> a = a_s[j], now = h_s[j], next = h_s[j + 1];
     const Inputs<T> u = held<T>(inputs, input_weight, j / substeps);
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
@@ -265,6 +272,7 @@ template <typename T>
 void linear_tanh_backward_band(const Tensor& grad_h, const std::optional<Tensor>& grad_states, const Tensor& acts,
                                const Tensor& both_t, const Tensor& grad_ps, double eps, int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
+  const FixedProduct by_both_t(both_t, rows);
   const V<T> e = V<T>(T(eps));
   Tensor t_t = at::empty({rows, n}, grad_h.options());
   const Rows<T> gh{grad_h.data_ptr<T>(), grad_h.stride(0)}, t{t_t.data_ptr<T>(), n};
@@ -284,7 +292,7 @@ void linear_tanh_backward_band(const Tensor& grad_h, const std::optional<Tensor>
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) { begin(r, c, cnt, gh.load(r, c, cnt), extra, a, out); });
   }
   for (int64_t j = steps - 1; j >= 0; --j) {
-    at::mm_out(t_t, grad_ps.select(0, j), both_t);
+    by_both_t(t_t, grad_ps.select(0, j));
     const int64_t before = std::max<int64_t>(j - 1, 0);  // the step begun (j > 0 only)
     const Rows<T> extra = returned.before(j - 1), a = a_s[before], out = out_s[before];
     chunks<T>(rows, n, [&](int64_t r, int64_t c, int64_t cnt) {
