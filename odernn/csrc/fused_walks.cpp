@@ -173,38 +173,15 @@ struct Finish {
   T* gu = nullptr;
 };
 
-// What the next passes will touch in memory, fetched into cache line by line as a pass walks its own rows, so
-// that they do not wait on memory (a band's rows of one step span a few pages, too few for the hardware's
-// prefetcher to get going): the records the next pass reads, and the state row and input-gradient row the
-// end of a step reads and writes (nullptr: none).
-template <typename T>
-struct Ahead {
-  const T* records = nullptr;  // (B, w n)
-  const T* state = nullptr;    // (B, n)
-  T* sample = nullptr;         // (B, w n), written
-
-  void fetch(const Layout<T>& L, int64_t o, int64_t ro) const {
-    if (records != nullptr) __builtin_prefetch(records + ro, 0, 2);
-    if (state != nullptr) __builtin_prefetch(state + o, 0, 2);
-    if (sample != nullptr) __builtin_prefetch(sample + ro, 1, 2);
-    if (L.gated) {
-      if (records != nullptr) __builtin_prefetch(records + ro + L.n, 0, 2);
-      if (sample != nullptr) __builtin_prefetch(sample + ro + L.n, 1, 2);
-    }
-  }
-};
-
 // gy_out = gy_in + dt t (+ G); acc targets += coef t; then Finish or Begin (with the new gy). t == nullptr:
 // the first pass of the walk, gy_out = gy_in + G only.
 template <typename T>
 void backward_pass(const Layout<T>& L, const T* t, T dt, const T* gy_in, T* gy_out, const T* extra,
-                   const std::vector<Target<T>>& accs, const Finish<T>& finish, const Begin<T>& begin,
-                   const Ahead<T>& ahead) {
+                   const std::vector<Target<T>>& accs, const Finish<T>& finish, const Begin<T>& begin) {
   const int64_t n = L.n, w = L.width(), step = V<T>::size();
   for (int64_t r = 0; r < L.batch; ++r) {
     for (int64_t c = 0; c < n; c += step) {
       const int64_t cnt = std::min<int64_t>(step, n - c), o = r * n + c, ro = r * w + c;
-      ahead.fetch(L, o, ro);
       V<T> gy = V<T>::loadu(gy_in + o, cnt);
       if (t != nullptr) {
         const V<T> tv = V<T>::loadu(t + o, cnt);
@@ -389,23 +366,6 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
     for (int64_t p = 0; p + 1 < stages; ++p) begin.accs.emplace_back(acc_of[p], T(tableau.b[p]));
     return begin;
   };
-  // the records pass (i, j) reads (stage i - 1's, or for i = 0 the last stage's of step j - 1)
-  auto reads = [&](int64_t i, int64_t j) -> const T* {
-    if (i > 0) return at_<T>(records, i - 1, j);
-    return j > 0 ? at_<T>(records, stages - 1, j - 1) : nullptr;
-  };
-  // what pass (i, j) fetches: the records of the pass after it and, if the end of a step (finish_step) comes
-  // next, that step's state row and input-gradient row
-  auto ahead_of = [&](int64_t i, int64_t j) {
-    Ahead<T> ahead;
-    ahead.records = i > 0 ? reads(i - 1, j) : j > 0 ? reads(stages - 1, j - 1) : nullptr;
-    const int64_t ending = stages > 1 ? (i == 1 ? j : -1) : j - 1;  // the step finish_step ends next
-    if (ending >= 0) {
-      ahead.state = row_<T>(states, ending);
-      if (!direct && !in_walk) ahead.sample = row_<T>(grad_inputs, ending / substeps);
-    }
-    return ahead;
-  };
   auto extra_for = [&](int64_t j) -> const T* {  // the gradient of a returned state entering before step j
     if (!grad_states || (j + 1) % substeps != 0) return nullptr;
     return row_<T>(*grad_states, (j + 1) / substeps - 1);
@@ -442,7 +402,7 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
   };
   // the first step walked: gy' = grad_h (+ G), begun in place
   backward_pass<T>(L, nullptr, T(dt), grad_h.data_ptr<T>(), grad_h.data_ptr<T>(), extra_for(steps - 1), {}, {},
-                   begin_step(steps - 1), ahead_of(0, steps));
+                   begin_step(steps - 1));
   for (int64_t j = steps - 1; j >= 0; --j) {
     for (int64_t i = stages - 1; i >= 0; --i) {
       if (i == 0) finish_step(j);
@@ -465,8 +425,7 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
       }
       // gy accumulates into grad_next from grad_h (first stage of the step) or from itself
       const T* gy_in = i == stages - 1 ? grad_h.data_ptr<T>() : grad_next.data_ptr<T>();
-      backward_pass<T>(L, t.data_ptr<T>(), T(dt), gy_in, grad_next.data_ptr<T>(), extra, accs, finish, begin,
-                       ahead_of(i, j));
+      backward_pass<T>(L, t.data_ptr<T>(), T(dt), gy_in, grad_next.data_ptr<T>(), extra, accs, finish, begin);
     }
     std::swap(grad_h, grad_next);
   }
