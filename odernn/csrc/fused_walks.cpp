@@ -277,12 +277,12 @@ void rk_forward_typed(const Tensor& states, const Tensor& inputs, const std::opt
   const int64_t stages = tableau.stages();
   const Layout<T> L{batch, n, gated};
   const FixedProduct product(matrix.t(), batch);  // s_i = Y_i A^T
-  Tensor pre = gated ? at::empty({batch, n}, states.options()) : Tensor();
+  // s_i goes to a scratch block that stays in cache: the product writes no cold memory, the pass the record
+  const Tensor pre = at::empty({batch, n}, states.options());
   const Tensor stage_inputs = at::empty({stages - 1, batch, n}, states.options());  // Y_2..Y_s of the step
   // views per stage once, so that a step forms only those its products need (a select costs ~0.3 us)
-  std::vector<Tensor> rec_of, in_of;
+  std::vector<Tensor> in_of;
   std::vector<T*> inputs_at;
-  for (int64_t i = 0; i < stages; ++i) rec_of.push_back(records.select(0, i));
   for (int64_t p = 0; p + 1 < stages; ++p) {
     in_of.push_back(stage_inputs.select(0, p));
     inputs_at.push_back(row_<T>(stage_inputs, p));
@@ -292,10 +292,8 @@ void rk_forward_typed(const Tensor& states, const Tensor& inputs, const std::opt
     T* y_ptr = y.data_ptr<T>();
     const Inputs<T> u = held<T>(inputs, input_weight, j / substeps);
     for (int64_t i = 0; i < stages; ++i) {
-      Tensor rec = rec_of[i].select(0, j);
-      Tensor s_i = gated ? pre : rec;
-      product(s_i, i == 0 ? y : in_of[i - 1]);
-      forward_pass<T>(L, s_i.data_ptr<T>(), u, rec.data_ptr<T>(),
+      product(pre, i == 0 ? y : in_of[i - 1]);
+      forward_pass<T>(L, pre.data_ptr<T>(), u, at_<T>(records, i, j),
                       tableau.targets<T>(i, inputs_at, y_ptr, y_ptr + states.stride(0), dt));
     }
   }
