@@ -20,6 +20,7 @@ matrix has 4x the multiply-adds); doubling T <= 2.2x euler.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from typing import Callable, Optional
@@ -105,15 +106,27 @@ def gemm_floor(batch: int, hidden: int, banded: bool = False, stages: int = 1) -
 def time_once(run: Callable[[Tensor], Optional[Tensor]], x: Tensor, walks: str) -> float:
     """The second of two runs in a row: the timed one meets the buffers and caches its own shapes left, as
     every step of a training loop does, not those of the case before it. The first run's output (and with it
-    its autograd graph) is released before the second starts, as a training loop releases its loss."""
+    its autograd graph) is released before the second starts, as a training loop releases its loss. Python's
+    garbage collector runs before the timed run and not during it (as ``timeit`` does), so that no case pays
+    for collecting what an earlier one left."""
+
+    def step() -> None:
+        out = run(x)
+        if out is not None:
+            out.pow(2).sum().backward()
+
     with kernels.use(walks):
-        for _ in range(2):
+        step()
+        gc.collect()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
             start = time.perf_counter()
-            out = run(x)
-            if out is not None:
-                out.pow(2).sum().backward()
-            out = None
-        return time.perf_counter() - start
+            step()
+            return time.perf_counter() - start
+        finally:
+            if enabled:
+                gc.enable()
 
 
 Case = tuple[str, int, Callable[[Tensor], Optional[Tensor]], str]
