@@ -31,11 +31,13 @@ adjoint walks the blocks in reverse on one gradient row: gs_i = tanh'(.) g_i (g_
 g += dt gs_i C_i, also in place.
 
 Both are ``torch.autograd.Function``s whose hand-written backward is differentiable once. The gradient of
-A (C) is the sum over all steps and stages of gs_i^T Y_i: the compiled walk accumulates it step by step, one
-product with K = s B while a step's gs_i and Y_i are in cache (so that neither is ever written to memory);
-the Python walks form it as one large matmul per stage at the end (two per block for Gauss-Seidel). Those of x, V and b are large products too, of g_u = dL/du summed over each sample's stages
-and substeps (``input_gradients``). The last state is a separate output, so a loss on h_T alone (a
-classifier) adds nothing per step.
+A (C) is the sum over all steps and stages of gs_i^T Y_i: the compiled RK walk accumulates it step by step,
+one product with K = s B while a step's gs_i and Y_i are in cache (so that neither is ever written to
+memory); the Python walks form it as one large matmul per stage at the end (two per block for Gauss-Seidel).
+Those of x, V and b are large products of g_u = dL/du summed over each sample's stages and substeps
+(``input_gradients``), or, where the compiled walk formed u from x itself, reductions it makes as each
+sample's g_u is complete (``walked_input_gradients``). The last state is a separate output, so a loss on h_T
+alone (a classifier) adds nothing per step.
 
 The time loops themselves (the walks) exist twice with one signature: ``PythonWalks`` here and the compiled
 ``csrc/fused_walks.cpp`` (``odernn.kernels`` chooses, once per process), which does each stage's elementwise
