@@ -13,6 +13,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first, the rest in their order: under xdist the longest ones then start early and
+    overlap the many short ones, instead of leaving one worker running them alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_globals():
     dtype, threads = torch.get_default_dtype(), torch.get_num_threads()

@@ -83,6 +83,7 @@ def _fixed(name, f, t, dt):
 @pytest.mark.parametrize("problem, method, baseline", [(ROBERTSON, "kvaerno4", "Radau"),
                                                        (ROBERTSON, "trbdf2", "BDF"),
                                                        (VAN_DER_POL, "kvaerno4", "Radau")])
+@pytest.mark.slow
 def test_stiff_set_at_rtol_1e_6_within_10x_of_scipy(problem, method, baseline):
     """Error against scipy's Radau at rtol 1e-12 within 10x of scipy's own at the same rtol (the fourth-order
     pair against Radau, the second-order TR-BDF2 against BDF)."""

@@ -10,6 +10,7 @@ STEMS = ("antisymmetric_fig1", "antisymmetric_appD_fig2", "antisymmetric_appD_fi
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_dynamics_quick_writes_every_figure_and_table(tmp_path, capsys):
     assert main(["dynamics", "--quick", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     for stem in STEMS:

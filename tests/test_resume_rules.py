@@ -169,6 +169,7 @@ def test_trajectory_resume_rules(tmp_path, capsys):
     assert len(json.loads((run / "lstm" / "metrics.json").read_text())) == 2
 
 
+@pytest.mark.slow
 def test_table3_preset_resume_rules(tmp_path, capsys):
     """The Table 3 preset's own settings (per-model sizes, h0, batch) are held on --resume like any other."""
     run = tmp_path / "run"

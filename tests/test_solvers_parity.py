@@ -384,6 +384,7 @@ def test_a_callback_the_method_never_calls_is_warned_about_as_torchdiffeq_does()
         odeint(F(), y0, t, method="dopri5")  # adaptive solves do call it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dopri5", "bosh3"])
 @pytest.mark.parametrize("bounds", [dict(min_step=0.25), dict(max_step=0.01), dict(min_step=0.05, max_step=0.1)])
 def test_min_step_and_max_step_as_torchdiffeq(method, bounds):

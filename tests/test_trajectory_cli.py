@@ -97,6 +97,7 @@ def test_make_data_refuses_an_unknown_format_before_solving(tmp_path, capsys):
     assert "x.json: unknown format '.json'; use one of .npz, .csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     args = ["trajectory", "--system", "damped-oscillator", "--models", "lstm", "--out-dir", str(tmp_path / "r"), *TINY]
     assert main([*args, "--resume"]) == 2
@@ -129,6 +130,7 @@ def test_bad_flags_fail_before_anything_is_written(tmp_path, capsys, argv, match
     assert status == 2 and match in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_a_models_first_checkpoint_continues(tmp_path):
     """Two models; the second never reached its first checkpoint (its folder is gone, as after kill -9 right
     after the first model): --resume continues the first and starts the second afresh, with the same numbers

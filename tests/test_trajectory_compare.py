@@ -51,6 +51,7 @@ def test_mlp_settings_reach_the_neural_ode_field_and_nothing_else():
         TaskSettings(models=("neural-ode",), depth=0)
 
 
+@pytest.mark.slow
 def test_compare_command_runs_every_cell_and_a_rerun_reads_them_back(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["trajectory", "compare", "--systems", "pendulum", "--grids", "regular", "--seeds",
