@@ -12,8 +12,8 @@ from solvers.errors import StepFailure, StiffnessError
 from solvers.events import odeint_event
 from solvers.explicit import integrate_fixed, rk_step, step_counts
 from solvers.implicit import NewtonCounter, NewtonError, NewtonOptions, functional_iteration, implicit_rk_step
-from solvers.methods import (AdaptiveDIRK, EmbeddedRK, ExplicitRK, ImplicitRK, PartitionedEuler, ReversibleHeun,
-                             Stepper, one_step_matrix_eigenvalues)
+from solvers.methods import (ARS222, IMEX_EULER, AdaptiveDIRK, EmbeddedRK, ExplicitRK, ImexPair, ImexRK, ImplicitRK,
+                             PartitionedEuler, ReversibleHeun, Stepper, one_step_matrix_eigenvalues)
 from solvers.odeint import odeint
 from solvers.partitioned import partitioned_euler_step
 from solvers.reversible import reversible_heun_inverse, reversible_heun_step
@@ -24,7 +24,7 @@ from solvers.tableaus import ButcherTableau
 
 __all__ = [
     "ButcherTableau", "Method", "ExplicitRK", "EmbeddedRK", "ImplicitRK", "AdaptiveDIRK", "PartitionedEuler",
-    "ReversibleHeun",
+    "ReversibleHeun", "ImexRK", "ImexPair", "IMEX_EULER", "ARS222",
     "Stepper", "get_tableau", "get_method", "available", "rk_step", "integrate_fixed", "step_counts",
     "one_step_matrix_eigenvalues",
     "implicit_rk_step", "functional_iteration", "NewtonOptions", "NewtonCounter", "NewtonError",

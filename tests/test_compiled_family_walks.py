@@ -22,7 +22,7 @@ def leaves(model: str, n: int, m: int, batch: int, length: int, dtype, seed: int
               "lipschitz": [(batch, n), (length, batch, m), (n, m), (n,), (n, n), (n, n)],
               # two layers of n and n - 1 oscillators: V_l, b_l, w_l, c_l each
               "unicornn": [(batch, 2 * (2 * n - 1)), (length, batch, m), (n, m), (n,), (n,), (n,),
-                           (n - 1, n), (n - 1,), (n - 1,), (n - 1,)]}[model]
+                           (n - 1, n), (n - 1,), (n - 1,), (n - 1,)]}[model.split()[0]]
     gen = torch.Generator().manual_seed(seed)
     return [(scale * torch.randn(*shape, generator=gen, dtype=torch.float64)).to(dtype).requires_grad_()
             for shape in shapes]
@@ -30,6 +30,7 @@ def leaves(model: str, n: int, m: int, batch: int, length: int, dtype, seed: int
 
 SCANS = {  # model: the scan with its settings, substeps last
     "cornn": lambda tensors, substeps: oscillator_scan(*tensors, 2.0, 1.5, 0.07, substeps),
+    "cornn imex": lambda tensors, substeps: oscillator_scan(*tensors, 2.0, 1.5, 0.07, substeps, implicit_damping=True),
     "lem": lambda tensors, substeps: lem_scan(*tensors, 0.3, substeps),
     "lipschitz": lambda tensors, substeps: linear_tanh_euler_scan(*tensors, 0.1, substeps),
     "unicornn": lambda tensors, substeps: independent_oscillator_scan(

@@ -33,7 +33,7 @@ def assert_same_run(fused, generic, x, h0, weights):
         torch.testing.assert_close(ta, tb, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("solver", ["symplectic_euler", "partitioned_euler"])
+@pytest.mark.parametrize("solver", ["symplectic_euler", "partitioned_euler", "imex_euler"])
 @pytest.mark.parametrize("substeps", [1, 3])
 def test_equal_to_the_generic_scan_in_float64(solver, substeps):
     torch.manual_seed(0)
@@ -46,6 +46,23 @@ def test_equal_to_the_generic_scan_in_float64(solver, substeps):
     torch.testing.assert_close(a[1], b[1], rtol=0, atol=1e-10)
     for ga, gb in zip(a[2], b[2]):
         torch.testing.assert_close(ga, gb, rtol=0, atol=1e-10)
+
+
+def test_imex_euler_is_the_papers_eq_3_and_ars222_stays_generic():
+    """Under imex_euler the fused scan takes the damping implicitly: z' = (z + dt (tanh(C [z, y] + u) - gamma y))
+    / (1 + dt epsilon), y' = y + dt z' (the coRNN paper's eq. 3, written out here); the second-order pair is
+    left to the stepped scan."""
+    torch.manual_seed(3)
+    rnn, _ = pair("imex_euler")
+    x, h0 = torch.randn(4, 6, 3, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
+    form, dt = rnn.field.oscillator_form(), 0.07
+    z, y = h0[:, :5], h0[:, 5:]
+    for k in range(6):
+        a = torch.tanh(torch.cat([z, y], 1) @ form.coupling.T + x[:, k] @ form.weight.T + form.bias)
+        z = (z + dt * (a - 2.0 * y)) / (1 + dt * 1.5)
+        y = y + dt * z
+    torch.testing.assert_close(rnn(x, h0)[1], torch.cat([z, y], 1).detach(), rtol=0, atol=1e-12)
+    assert isinstance(pair("ars222")[0].integrator, SteppedScan)
 
 
 def test_float32_at_a_training_shape():

@@ -77,16 +77,17 @@ inline void add_returned(const Rows<T>& extra, int64_t n, int64_t r, int64_t c, 
 
 // ---------------------------------------------------------------------------------------------------------
 // coRNN, h = [z, y] (odernn/fused_oscillator.py): a = tanh([z, y] C^T + u),
-// z' = (1 - dt eps) z + dt a - dt gamma y, y' = y + dt z'. Adjoint: q = gz' + dt gy', g = tanh'(a) q,
-// [gz, gy] = dt g C + [(1 - dt eps) q, gy' - dt gamma q].
+// z' = keep z + drive dt (a - gamma y), y' = y + dt z' (the damping explicit: keep = 1 - dt eps, drive = 1;
+// implicit: keep = drive = 1 / (1 + dt eps)). Adjoint: q = gz' + dt gy', g = tanh'(a) drive q,
+// [gz, gy] = dt g C + [keep q, gy' - drive dt gamma q].
 
 template <typename T>
 void oscillator_forward_band(const Tensor& states, const Tensor& inputs, const std::optional<Tensor>& input_weight,
-                             const Tensor& coupling_t, const Tensor& acts, double gamma, double epsilon, double dt,
-                             int64_t substeps) {
+                             const Tensor& coupling_t, const Tensor& acts, double gamma, double keep_z, double drive,
+                             double dt, int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
   const FixedProduct by_coupling_t(coupling_t, rows);
-  const V<T> keep = V<T>(T(1 - dt * epsilon)), h = V<T>(T(dt)), pull = V<T>(T(-dt * gamma));
+  const V<T> keep = V<T>(T(keep_z)), h = V<T>(T(dt)), push = V<T>(T(drive * dt)), pull = V<T>(T(-drive * dt * gamma));
   const Steps<T> a_s(acts), h_s(states);
   for (int64_t j = 0; j < steps; ++j) {
     Tensor a_j = acts.select(0, j);
@@ -97,7 +98,7 @@ void oscillator_forward_band(const Tensor& states, const Tensor& inputs, const s
       const V<T> act = tanh_<T>(a.load(r, c, cnt) + u.load(r, c, cnt));
       a.store(act, r, c, cnt);
       const V<T> y = now.load(r, n + c, cnt);
-      const V<T> z_new = keep * now.load(r, c, cnt) + h * act + pull * y;
+      const V<T> z_new = keep * now.load(r, c, cnt) + push * act + pull * y;
       next.store(z_new, r, c, cnt);
       next.store(y + h * z_new, r, n + c, cnt);
     });
@@ -107,16 +108,16 @@ void oscillator_forward_band(const Tensor& states, const Tensor& inputs, const s
 // grad_h (rows, 2n): dL/dh_steps in, dL/dh0 out; grad_u (steps, rows, n) receives g of every step.
 template <typename T>
 void oscillator_backward_band(const Tensor& grad_h, const std::optional<Tensor>& grad_states, const Tensor& acts,
-                              const Tensor& coupling, const Tensor& grad_u, double gamma, double epsilon, double dt,
-                              int64_t substeps) {
+                              const Tensor& coupling, const Tensor& grad_u, double gamma, double keep_z, double drive,
+                              double dt, int64_t substeps) {
   const int64_t steps = acts.size(0), rows = acts.size(1), n = acts.size(2);
   const FixedProduct by_coupling(coupling, rows);
-  const V<T> keep = V<T>(T(1 - dt * epsilon)), h = V<T>(T(dt)), pull = V<T>(T(-dt * gamma));
+  const V<T> keep = V<T>(T(keep_z)), h = V<T>(T(dt)), weigh = V<T>(T(drive)), pull = V<T>(T(-drive * dt * gamma));
   Tensor q_t = at::empty({rows, n}, grad_h.options()), t_t = at::empty({rows, 2 * n}, grad_h.options());
   const Rows<T> gh{grad_h.data_ptr<T>(), grad_h.stride(0)}, q{q_t.data_ptr<T>(), n}, t{t_t.data_ptr<T>(), 2 * n};
   const Steps<T> a_s(acts), g_s(grad_u);
   const Returned<T> returned(grad_states, substeps);
-  // begins step j: gh = dL/d(z', y') (its returned state's gradient added), q and g = tanh'(a) q
+  // begins step j: gh = dL/d(z', y') (its returned state's gradient added), q and g = tanh'(a) drive q
   auto begin = [&](int64_t r, int64_t c, int64_t cnt, V<T> gz, V<T> gy, const Rows<T>& extra, const Rows<T>& a,
                    const Rows<T>& g) {
     add_returned(extra, n, r, c, cnt, gz, gy);
@@ -124,7 +125,7 @@ void oscillator_backward_band(const Tensor& grad_h, const std::optional<Tensor>&
     gh.store(gy, r, n + c, cnt);
     const V<T> qv = gz + h * gy;
     q.store(qv, r, c, cnt);
-    g.store(one_minus_square(a.load(r, c, cnt)) * qv, r, c, cnt);
+    g.store(one_minus_square(a.load(r, c, cnt)) * (weigh * qv), r, c, cnt);
   };
   {
     const Rows<T> extra = returned.before(steps - 1), a = a_s[steps - 1], g = g_s[steps - 1];
@@ -404,29 +405,29 @@ void check_inputs(const Tensor& inputs, const std::optional<Tensor>& input_weigh
 }
 
 void oscillator_forward(const Tensor& states, const Tensor& inputs, const std::optional<Tensor>& input_weight,
-                        const Tensor& coupling, const Tensor& acts, double gamma, double epsilon, double dt,
-                        int64_t substeps) {
+                        const Tensor& coupling, const Tensor& acts, double gamma, double keep, double drive,
+                        double dt, int64_t substeps) {
   TORCH_CHECK(states.is_contiguous() && acts.is_contiguous(), "oscillator_forward: states and acts must be contiguous");
   check_inputs(inputs, input_weight, acts.size(2), "oscillator_forward");
   const Tensor coupling_t = coupling.t();
   AT_DISPATCH_FLOATING_TYPES(states.scalar_type(), "oscillator_forward", [&] {
     over_bands(states.size(1), [&](int64_t r0, int64_t count) {
       oscillator_forward_band<scalar_t>(states.narrow(1, r0, count), inputs.narrow(1, r0, count), input_weight,
-                                        coupling_t, acts.narrow(1, r0, count), gamma, epsilon, dt, substeps);
+                                        coupling_t, acts.narrow(1, r0, count), gamma, keep, drive, dt, substeps);
     });
   });
 }
 
 void oscillator_backward(const Tensor& grad_h, const std::optional<Tensor>& grad_states, const Tensor& acts,
-                         const Tensor& coupling, const Tensor& grad_u, double gamma, double epsilon, double dt,
-                         int64_t substeps) {
+                         const Tensor& coupling, const Tensor& grad_u, double gamma, double keep, double drive,
+                         double dt, int64_t substeps) {
   check_rows(grad_h, grad_states, "oscillator_backward");
   TORCH_CHECK(acts.is_contiguous() && grad_u.is_contiguous(), "oscillator_backward: acts and grad_u must be contiguous");
   AT_DISPATCH_FLOATING_TYPES(grad_h.scalar_type(), "oscillator_backward", [&] {
     over_bands(grad_h.size(0), [&](int64_t r0, int64_t count) {
       oscillator_backward_band<scalar_t>(grad_h.narrow(0, r0, count), band_of(grad_states, r0, count),
                                          acts.narrow(1, r0, count), coupling, grad_u.narrow(1, r0, count), gamma,
-                                         epsilon, dt, substeps);
+                                         keep, drive, dt, substeps);
     });
   });
 }
@@ -529,9 +530,9 @@ void independent_backward(const Tensor& gz, const Tensor& gy, const std::optiona
 
 TORCH_LIBRARY_FRAGMENT(odernn_fused, m) {
   m.def("oscillator_forward(Tensor(a!) states, Tensor inputs, Tensor? input_weight, Tensor coupling, Tensor(b!) acts, "
-        "float gamma, float epsilon, float dt, int substeps) -> ()");
+        "float gamma, float keep, float drive, float dt, int substeps) -> ()");
   m.def("oscillator_backward(Tensor(a!) grad_h, Tensor? grad_states, Tensor acts, Tensor coupling, "
-        "Tensor(b!) grad_u, float gamma, float epsilon, float dt, int substeps) -> ()");
+        "Tensor(b!) grad_u, float gamma, float keep, float drive, float dt, int substeps) -> ()");
   m.def("lem_forward(Tensor(a!) states, Tensor drives, Tensor? drive_weight, Tensor w_h, Tensor w_z, "
         "Tensor(b!) rates, Tensor(c!) targets, float dt, int substeps) -> ()");
   m.def("lem_backward(Tensor(a!) grad_h, Tensor? grad_states, Tensor states, Tensor rates, Tensor targets, "

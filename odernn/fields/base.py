@@ -54,6 +54,16 @@ class OscillatorForm:
     gamma: float
     epsilon: float
 
+    def linear_part(self) -> Tensor:
+        """L = [[-epsilon I, 0], [I, 0]] on (z, y) (2n, 2n): the damping and y' = z. IMEX Euler with it implicit
+        is the coRNN paper's eq. 3: z' = (z + dt (tanh(...) - gamma y)) / (1 + dt epsilon), y' = y + dt z'."""
+        n = self.coupling.shape[0]
+        linear = self.coupling.new_zeros(2 * n, 2 * n)
+        index = torch.arange(n, device=linear.device)
+        linear[index, index] = -self.epsilon
+        linear[n + index, index] = 1.0
+        return linear
+
 
 @dataclass(frozen=True)
 class IndependentOscillatorForm:

@@ -54,15 +54,8 @@ class CoRNNField(VectorField):
 
     @property
     def linear_part(self) -> Tensor:
-        """L = [[-epsilon I, 0], [I, 0]] on (z, y): the damping and y' = z. IMEX Euler with it implicit is the
-        paper's eq. 3: z_n = (z + dt (tanh(...) - gamma y)) / (1 + dt epsilon), y_n = y + dt z_n."""
-        n = self.hidden_size
-        weight = self.linear.weight
-        linear = torch.zeros(2 * n, 2 * n, dtype=weight.dtype, device=weight.device)
-        index = torch.arange(n, device=weight.device)
-        linear[index, index] = -self.epsilon
-        linear[n + index, index] = 1.0
-        return linear
+        """L = [[-epsilon I, 0], [I, 0]] on (z, y): the damping and y' = z (``OscillatorForm.linear_part``)."""
+        return self.oscillator_form().linear_part()
 
     def input_projection(self, x: Tensor) -> Tensor:
         """V x + b: the input columns of the one linear layer, and its bias."""

@@ -7,7 +7,8 @@ values and gradients), with the input projection, every stage and the backward p
 - ``FusedRKScan``: any explicit tableau, plain (tanh) or gated (eq. 13) activation, every stage seeing the
   held sample of its interval;
 - ``FusedGaussSeidelScan``: partitioned (Gauss-Seidel) Euler over the field's blocks;
-- ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN);
+- ``FusedOscillatorScan``: partitioned (symplectic) Euler over (z, y) of coupled damped oscillators (coRNN),
+  and IMEX Euler with their damping implicit (the coRNN paper's eq. 3);
 - ``FusedIndependentOscillatorScan``: the same over stacked layers of independent oscillators (UnICORNN);
 - ``FusedLEMScan``: partitioned Euler over LEM's (z, y);
 - ``FusedLinearTanhEulerScan``: forward Euler on h L + tanh(h W + U x + b) (Lipschitz RNN);
@@ -17,6 +18,8 @@ values and gradients), with the input projection, every stage and the backward p
 Their backward is differentiable once; ``ODERNN(fast_path=False)`` selects the generic scan instead.
 """
 from __future__ import annotations
+
+import torch
 
 import solvers
 
@@ -120,15 +123,22 @@ class _FamilyScan(_Fused):
 
 class FusedOscillatorScan(_FamilyScan):
     """Partitioned (symplectic) Euler over (z, y) of z' = tanh(C [z, y] + V x + b) - gamma y - epsilon z, y' = z:
-    the coRNN authors' update."""
+    the coRNN authors' update; and IMEX Euler with the form's linear part (the damping and y' = z) implicit:
+    the coRNN paper's eq. 3."""
 
     @classmethod
     def supports(cls, method: solvers.Method, field: VectorField, settings: Settings) -> bool:
-        return method.partitioned and field.oscillator_form() is not None and settings.interpolation == "hold"
+        form = field.oscillator_form()
+        if form is None or settings.interpolation != "hold":
+            return False
+        linear = field.linear_part
+        return method.partitioned or (method.imex_pair == solvers.IMEX_EULER and linear is not None
+                                      and torch.equal(linear, form.linear_part()))
 
     def scan(self, field: VectorField, h0, x, dt: float, substeps: int):
         form = field.oscillator_form()
-        return oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon, dt, substeps)
+        return oscillator_scan(h0, x, form.weight, form.bias, form.coupling, form.gamma, form.epsilon, dt, substeps,
+                               implicit_damping=self.method.imex_pair is not None)
 
 
 class FusedIndependentOscillatorScan(_FamilyScan):

@@ -14,8 +14,8 @@ A method says what it is through capabilities, never through a kind string that 
   which method it has;
 - ``callbacks``: the torchdiffeq step callbacks of f that its loop calls (a solve warns, as torchdiffeq does,
   about one that f defines and the method never calls);
-- ``explicit_tableau``, ``partitioned``: what a specialised ODERNN integrator may exploit (an explicit
-  Butcher tableau to walk, a block order to sweep);
+- ``explicit_tableau``, ``partitioned``, ``imex_pair``: what a specialised ODERNN integrator may exploit (an
+  explicit Butcher tableau to walk, a block order to sweep, the tableau pair of an implicit-explicit split);
 - ``assess(z, mu)``: the one-step amplification of the linearised problem dh/dt = J h at the eigenvalues
   z = dt * lambda(J), and where it leaves the stability region, from the method's own one-step map; a method
   whose map is not a function of dt * J alone (``needs_jacobian``) gives its one-step matrix's eigenvalues
@@ -29,13 +29,16 @@ registry (``solvers.registry``) names the instances.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 from torch import Tensor
 
 from solvers.implicit import NewtonCounter, NewtonOptions
 from solvers.tableaus import ButcherTableau
+
+if TYPE_CHECKING:
+    from solvers.methods.imex_rk import ImexPair
 
 OUTSIDE_TOLERANCE = 1e-12
 """A one-step amplification above 1 + this counts as outside the stability region (rounding of |mu| = 1)."""
@@ -90,6 +93,12 @@ class Method:
     @property
     def explicit_tableau(self) -> Optional[ButcherTableau]:
         """The tableau when each step is the explicit Runge-Kutta walk of it (a fused scan may walk it)."""
+        return None
+
+    @property
+    def imex_pair(self) -> Optional[ImexPair]:
+        """The (explicit, implicit) tableau pair when each step splits f = L y + N, L taken implicitly
+        (``imex_rk``), else None."""
         return None
 
     @property

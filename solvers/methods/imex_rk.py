@@ -148,6 +148,10 @@ class ImexRK(Method):
         super().__init__(name, pair.explicit.order)
         self.pair = pair
 
+    @property
+    def imex_pair(self) -> ImexPair:
+        return self.pair
+
     def stepper(self, *, partition: Optional[Sequence[int]] = None, state_size: Optional[int] = None,
                 newton: Optional[NewtonOptions] = None, rows: bool = False) -> Stepper:
         self.check_options(partition=partition, newton=newton)
