@@ -20,7 +20,7 @@ QUIET = ["--no-progress", "--stability-check", "off"]
 SEQ = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "4", "--epochs", "1",
        "--batch-size", "32", "--train-subset", "40", "--test-subset", "20", "--threads", "1", *QUIET]
 TRAJ = ["trajectory", "--system", "damped-oscillator", "--n", "24", "--steps", "6", "--models", "lstm",
-        "--hidden-size", "4", "--epochs", "1", "--batch-size", "8", *QUIET]
+        "--hidden-size", "4", "--epochs", "1", "--batch-size", "8", "--no-plots", *QUIET]
 
 
 @pytest.fixture(autouse=True)

@@ -171,7 +171,7 @@ def test_split_in_the_data_order():
 def test_table3_demo_run_prints_the_published_table(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["trajectory", "--preset", "table3-demo", "--n", "16", "--steps", "6", "--models", "afrnn", "lstm",
-            "--hidden-size", "4", "--epochs", "1", "--no-progress", "--stability-check", "off",
+            "--hidden-size", "4", "--epochs", "1", "--no-progress", "--no-plots", "--stability-check", "off",
             "--out-dir", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out

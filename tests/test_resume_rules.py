@@ -23,8 +23,8 @@ from experiments.trajectory.simulate import SimulationSettings
 QUIET = ["--no-progress", "--stability-check", "off"]
 SEQ = ["sequential", "--task", "digits", "--model", "antisymmetric", "--hidden-size", "4", "--batch-size", "32",
        "--train-subset", "40", "--test-subset", "20", "--threads", "1", *QUIET]
-TRAJ = ["trajectory", "--models", "lstm", "--hidden-size", "4", "--batch-size", "8", *QUIET]
-TABLE3 = ["trajectory", "--preset", "table3-demo", "--n", "12", "--models", "lstm", *QUIET]
+TRAJ = ["trajectory", "--models", "lstm", "--hidden-size", "4", "--batch-size", "8", "--no-plots", *QUIET]
+TABLE3 = ["trajectory", "--preset", "table3-demo", "--n", "12", "--models", "lstm", "--no-plots", *QUIET]
 
 
 @pytest.fixture(autouse=True)

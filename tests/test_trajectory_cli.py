@@ -9,8 +9,9 @@ import torch
 from experiments.__main__ import main
 from experiments.trajectory.data import load_trajectories
 
-TINY = ["--n", "24", "--steps", "6", "--hidden-size", "4", "--epochs", "2", "--batch-size", "8",
-        "--no-progress", "--stability-check", "off"]
+PLOTTED = ["--n", "24", "--steps", "6", "--hidden-size", "4", "--epochs", "2", "--batch-size", "8",
+           "--no-progress", "--stability-check", "off"]
+TINY = [*PLOTTED, "--no-plots"]  # figures take a second a run; the tests that look at them use PLOTTED
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,7 +29,7 @@ def history(path):
 def test_run_folder_holds_results_table_and_plots(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["trajectory", "--system", "damped-oscillator", "--models", "antisymmetric", "lstm",
-                 "--context", "2", "--out-dir", str(out), *TINY]) == 0
+                 "--context", "2", "--out-dir", str(out), *PLOTTED]) == 0
     printed = capsys.readouterr().out
     assert "| mean predictor |" in printed and "| persistence (last context state) |" in printed
     result = json.loads((out / "result.json").read_text())
@@ -56,6 +57,7 @@ def test_same_settings_same_numbers(tmp_path):
     a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in "ab")
     assert a["test_mse"] == b["test_mse"] and a["horizon"] == b["horizon"]
     assert history(tmp_path / "a" / "gated" / "metrics.json") == history(tmp_path / "b" / "gated" / "metrics.json")
+    assert (tmp_path / "a" / "table.md").is_file() and not list((tmp_path / "a").rglob("*.png"))  # --no-plots
 
 
 def test_an_ode_model_learns_far_below_the_mean_predictor(tmp_path):

@@ -56,7 +56,8 @@ def test_compare_command_runs_every_cell_and_a_rerun_reads_them_back(tmp_path, c
     out = tmp_path / "cmp"
     argv = ["trajectory", "compare", "--systems", "pendulum", "--grids", "regular", "--seeds",
             "0", "1", "--models", "antisymmetric", "lstm", "--hidden-size", "4", "--n", "12", "--steps", "6",
-            "--epochs", "1", "--batch-size", "8", "--no-progress", "--stability-check", "off", "--out-dir", str(out)]
+            "--epochs", "1", "--batch-size", "8", "--no-progress", "--no-plots", "--stability-check", "off",
+            "--out-dir", str(out)]
     assert main(argv) == 0
     summary = json.loads((out / "compare.json").read_text())
     assert summary["cells"] == ["pendulum-regular-seed0", "pendulum-regular-seed1"]

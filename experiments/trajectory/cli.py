@@ -57,6 +57,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_threads_argument(p, 1, "small recurrent models run fastest on one")
 
 
+def _add_plots_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="write the tables, results and checkpoints but no figures")
+
+
 def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
     default = DEMO_OUT if demo else None
     p.add_argument("--out-dir", type=Path, default=default,
@@ -66,6 +71,7 @@ def _add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
                        help="continue the models' runs from their checkpoints; only with the same trajectories and "
                             "settings (--epochs may be raised to train on)")
     add_stability_argument(p)
+    _add_plots_option(p)
     _add_common(p)
 
 
@@ -105,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--out-dir", type=Path, default=COMPARE_OUT, help=f"folder of the cells and the summary "
                          f"(default {COMPARE_OUT})")
     add_stability_argument(compare)
+    _add_plots_option(compare)
     _add_common(compare)
 
     parser.add_argument("--data", type=Path, default=None, help="your trajectories: a .npz or .csv file "
@@ -366,7 +373,8 @@ def _train(args: argparse.Namespace, preset: str | None, reuse: bool = False) ->
     reference = REFERENCES[settings.reference] if settings.reference else None
     scale = reference.scale(task.horizon, task.state_dim) if reference else 1
     paths = report.write(rows, out_dir, info, description, reference, scale)
-    paths += _plots(task, rows, predictions, out_dir, name)
+    if args.plots:
+        paths += _plots(task, rows, predictions, out_dir, name)
     print(report.markdown(rows, description))
     if reference is not None:
         print(report.reference_markdown(rows, reference, scale))
