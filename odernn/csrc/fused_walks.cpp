@@ -344,9 +344,9 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
   Tensor ys = grad_matrix.defined() && stages > 1 ? at::empty({stages, batch, n}, options) : Tensor();
   std::vector<Tensor> gs_of;
   for (int64_t i = 0; i < stages; ++i) gs_of.push_back(gs.select(0, i));
-  auto gs_at = [&](int64_t i, int64_t j) -> T* {
-    return direct && !gated ? row_<T>(grad_inputs, j) : row_<T>(gs, i);
-  };
+  const bool gs_direct = direct && !gated;  // tanh: gs_0 is the sample's dL/du, written where it belongs
+  auto gs_at = [&](int64_t i, int64_t j) -> T* { return gs_direct ? row_<T>(grad_inputs, j) : row_<T>(gs, i); };
+  auto gs_tensor = [&](int64_t i, int64_t j) { return gs_direct ? grad_inputs.select(0, j) : gs_of[i]; };
   auto gu_at = [&](int64_t i, int64_t j) -> T* {
     return !gated ? nullptr : direct ? row_<T>(grad_inputs, j) : row_<T>(gu, i);
   };
@@ -371,7 +371,7 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
   auto finish_step = [&](int64_t j) {  // every gs_i of step j is final: its weight and input gradients
     if (grad_matrix.defined()) {
       if (stages == 1) {
-        grad_matrix.addmm_((direct && !gated ? grad_inputs.select(0, j) : gs_of[0]).t(), states.select(0, j));
+        grad_matrix.addmm_(gs_tensor(0, j).t(), states.select(0, j));
       } else {
         const T* y = row_<T>(states, j);
         std::vector<const T*> recs;
@@ -404,7 +404,7 @@ Tensor rk_backward_typed(Tensor grad_h, const std::optional<Tensor>& grad_states
   for (int64_t j = steps - 1; j >= 0; --j) {
     for (int64_t i = stages - 1; i >= 0; --i) {
       if (i == 0) finish_step(j);
-      product(t, direct && !gated ? grad_inputs.select(0, j) : gs_of[i]);
+      product(t, gs_tensor(i, j));
       std::vector<Target<T>> accs;
       for (int64_t p = 0; p < i; ++p)
         if (tableau.a[i][p] != 0.0) accs.push_back({acc_of[p], acc_of[p], T(dt * tableau.a[i][p])});
